@@ -1,0 +1,143 @@
+//! Messages the pipeline publishes (DESIGN §6). Field names are CONTRACT.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Channel, Citizen, PetitionId, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Received,
+    Assigned,
+    Triaged,
+    Accepted,
+    Progressed,
+    Resolved,
+    Approved,
+    Returned,
+    FeedbackSent,
+    Rated,
+    Closed,
+    Reopened,
+    Escalated,
+    Warned,
+    Transferred,
+    Refused,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Received => "received",
+            EventType::Assigned => "assigned",
+            EventType::Triaged => "triaged",
+            EventType::Accepted => "accepted",
+            EventType::Progressed => "progressed",
+            EventType::Resolved => "resolved",
+            EventType::Approved => "approved",
+            EventType::Returned => "returned",
+            EventType::FeedbackSent => "feedback_sent",
+            EventType::Rated => "rated",
+            EventType::Closed => "closed",
+            EventType::Reopened => "reopened",
+            EventType::Escalated => "escalated",
+            EventType::Warned => "warned",
+            EventType::Transferred => "transferred",
+            EventType::Refused => "refused",
+        }
+    }
+
+    /// Routing key on `{ns}.events`.
+    pub fn routing_key(self) -> String {
+        format!("petition.{}", self.as_str())
+    }
+}
+
+/// One entry of a petition's history, published on `{ns}.events` and
+/// appended to the `events` collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `<petition id>/v<version>`: every change of a petition bumps its
+    /// version and emits exactly one event, so the id is stable across
+    /// redeliveries and consumers dedupe on it.
+    pub event_id: String,
+    pub petition_id: PetitionId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<serde_json::Value>,
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(petition_id: &PetitionId, version: i64, kind: EventType, at: DateTime<Utc>, data: serde_json::Value) -> Self {
+        Event {
+            event_id: format!("{petition_id}/v{version}"),
+            petition_id: petition_id.clone(),
+            kind,
+            at,
+            actor: None,
+            data,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundKind {
+    Receipt,
+    Progress,
+    Result,
+    RatingRequest,
+}
+
+impl OutboundKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundKind::Receipt => "receipt",
+            OutboundKind::Progress => "progress",
+            OutboundKind::Result => "result",
+            OutboundKind::RatingRequest => "rating_request",
+        }
+    }
+}
+
+/// Whom the channel adapter delivers to: the openid, the App user id, or the
+/// caller's phone with the 12345 order number the answer belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<String>,
+}
+
+impl Recipient {
+    pub fn of(source: &Source, citizen: &Citizen) -> Self {
+        Recipient {
+            id: citizen.id.clone(),
+            order_no: (source.channel == Channel::Hotline).then(|| source.message_id.clone()),
+        }
+    }
+}
+
+/// A message for the citizen, published on `{ns}.outbound` with the
+/// channel as routing key ("one door in, one door out").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub petition_id: PetitionId,
+    pub channel: Channel,
+    pub recipient: Recipient,
+    pub kind: OutboundKind,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Outbound {
+    /// Stable AMQP `message_id`: adapters dedupe on it, so a re-sent
+    /// receipt after a crash reaches the citizen once.
+    pub fn message_id(&self, sequence: u32) -> String {
+        format!("{}/{}/{sequence}", self.petition_id, self.kind.as_str())
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure domain types: no I/O here. Wire payloads become these at the edge.
+
+mod channel;
+mod message;
+mod petition;
+mod receipt;
+
+pub use channel::{Channel, UnknownChannel};
+pub use message::{Event, EventType, Outbound, OutboundKind, Recipient};
+pub use petition::{
+    Attachment, AttachmentKind, Category, Citizen, Classification, GeoPoint, NewPetition,
+    PetitionId, RoutingHints, Source, Status,
+};
+pub use receipt::{ReceiptClock, ReceiptTime, ReceiptTimeNote};

@@ -1,0 +1,4 @@
+pub mod config;
+pub mod domain;
+pub mod intake;
+pub mod telemetry;
