@@ -1,4 +1,10 @@
+pub mod bus;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod intake;
+pub mod store;
 pub mod telemetry;
+#[path = "../workers/mod.rs"]
+pub mod workers;

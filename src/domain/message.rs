@@ -141,3 +141,10 @@ impl Outbound {
         format!("{}/{}/{sequence}", self.petition_id, self.kind.as_str())
     }
 }
+
+/// The receipt a citizen gets on the channel they used.
+pub fn receipt_text(petition_id: &PetitionId, respond_hours: i64) -> String {
+    format!(
+        "【暖南诉办】您的诉求已受理，诉求编号：{petition_id}。我们将在{respond_hours}小时内响应，处理结果将通过本渠道反馈，请留意。"
+    )
+}

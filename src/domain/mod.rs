@@ -6,7 +6,7 @@ mod petition;
 mod receipt;
 
 pub use channel::{Channel, UnknownChannel};
-pub use message::{Event, EventType, Outbound, OutboundKind, Recipient};
+pub use message::{Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
     Attachment, AttachmentKind, Category, Citizen, Classification, GeoPoint, NewPetition,
     PetitionId, RoutingHints, Source, Status,

@@ -1,0 +1,196 @@
+//! Broker topology (DESIGN §3, CONTRACT). Declaration is idempotent, so
+//! every role declares all of it at start and after each reconnect.
+
+use anyhow::Context;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::domain::Channel as PetitionChannel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    Intake,
+    Events,
+    Dispatch,
+    Commands,
+    Escalations,
+    Outbound,
+    Dead,
+    /// Alternate exchange of the fan-out exchanges: a message no consumer has
+    /// bound for yet (a unit's handler app offline, no supervisor queue) is
+    /// kept in `{ns}.unrouted` instead of being returned or dropped.
+    Unrouted,
+}
+
+impl Exchange {
+    fn suffix(self) -> &'static str {
+        match self {
+            Exchange::Intake => "intake",
+            Exchange::Events => "events",
+            Exchange::Dispatch => "dispatch",
+            Exchange::Commands => "commands",
+            Exchange::Escalations => "escalations",
+            Exchange::Outbound => "outbound",
+            Exchange::Dead => "dead",
+            Exchange::Unrouted => "unrouted",
+        }
+    }
+
+    const TOPIC: [Exchange; 7] = [
+        Exchange::Intake,
+        Exchange::Events,
+        Exchange::Dispatch,
+        Exchange::Commands,
+        Exchange::Escalations,
+        Exchange::Outbound,
+        Exchange::Dead,
+    ];
+
+    /// Intake binds `#`, so it never needs the alternate; dead is the end of the line.
+    fn has_alternate(self) -> bool {
+        !matches!(self, Exchange::Intake | Exchange::Dead | Exchange::Unrouted)
+    }
+}
+
+/// Queues the pipeline's own roles consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkQueue {
+    Normalize,
+}
+
+impl WorkQueue {
+    fn suffix(self) -> &'static str {
+        match self {
+            WorkQueue::Normalize => "normalize",
+        }
+    }
+
+    fn bindings(self) -> &'static [(Exchange, &'static str)] {
+        match self {
+            WorkQueue::Normalize => &[(Exchange::Intake, "#")],
+        }
+    }
+
+    const ALL: [WorkQueue; 1] = [WorkQueue::Normalize];
+}
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    namespace: String,
+    delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(namespace: &str, delivery_limit: u32) -> Self {
+        Topology {
+            namespace: namespace.to_owned(),
+            delivery_limit,
+        }
+    }
+
+    pub fn exchange(&self, x: Exchange) -> String {
+        format!("{}.{}", self.namespace, x.suffix())
+    }
+
+    pub fn queue(&self, q: WorkQueue) -> String {
+        format!("{}.{}", self.namespace, q.suffix())
+    }
+
+    /// Where channel adapters read what the pipeline says to citizens.
+    pub fn outbound_queue(&self, channel: PetitionChannel) -> String {
+        format!("{}.outbound.{channel}", self.namespace)
+    }
+
+    pub fn dead_queue(&self) -> String {
+        self.exchange(Exchange::Dead)
+    }
+
+    pub fn unrouted_queue(&self) -> String {
+        self.exchange(Exchange::Unrouted)
+    }
+
+    pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
+        self.declare_exchange(ch, Exchange::Unrouted, ExchangeKind::Fanout, FieldTable::default())
+            .await?;
+        for x in Exchange::TOPIC {
+            let mut args = FieldTable::default();
+            if x.has_alternate() {
+                args.insert("alternate-exchange".into(), long_string(&self.exchange(Exchange::Unrouted)));
+            }
+            self.declare_exchange(ch, x, ExchangeKind::Topic, args).await?;
+        }
+        // The operators' queues hold what needs a human; no delivery limit on them.
+        self.declare_queue(ch, &self.dead_queue(), self.quorum_args(false)).await?;
+        self.bind(ch, &self.dead_queue(), Exchange::Dead, "#").await?;
+        self.declare_queue(ch, &self.unrouted_queue(), self.quorum_args(false)).await?;
+        self.bind(ch, &self.unrouted_queue(), Exchange::Unrouted, "").await?;
+
+        for q in WorkQueue::ALL {
+            let name = self.queue(q);
+            self.declare_queue(ch, &name, self.quorum_args(true)).await?;
+            for (x, key) in q.bindings() {
+                self.bind(ch, &name, *x, key).await?;
+            }
+        }
+        for c in PetitionChannel::ALL {
+            let name = self.outbound_queue(c);
+            self.declare_queue(ch, &name, self.quorum_args(true)).await?;
+            self.bind(ch, &name, Exchange::Outbound, c.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Quorum queue; work queues also get the delivery limit and
+    /// at-least-once dead-lettering to `{ns}.dead` (which needs
+    /// `reject-publish` overflow).
+    fn quorum_args(&self, work: bool) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        if work {
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
+            args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange(Exchange::Dead)));
+            args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+        }
+        args
+    }
+
+    async fn declare_exchange(&self, ch: &Channel, x: Exchange, kind: ExchangeKind, args: FieldTable) -> anyhow::Result<()> {
+        let name = self.exchange(x);
+        let opts = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(ShortString::from(name.as_str()), kind, opts, args)
+            .await
+            .with_context(|| format!("declaring exchange {name}"))
+    }
+
+    async fn declare_queue(&self, ch: &Channel, name: &str, args: FieldTable) -> anyhow::Result<()> {
+        let opts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(ShortString::from(name), opts, args)
+            .await
+            .with_context(|| format!("declaring queue {name}"))?;
+        Ok(())
+    }
+
+    async fn bind(&self, ch: &Channel, queue: &str, x: Exchange, key: &str) -> anyhow::Result<()> {
+        ch.queue_bind(
+            ShortString::from(queue),
+            ShortString::from(self.exchange(x).as_str()),
+            ShortString::from(key),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("binding {queue} to {} with {key}", self.exchange(x)))
+    }
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}

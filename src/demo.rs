@@ -1,0 +1,212 @@
+//! `nuannan demo`: publishes a short stream from all three channels, the
+//! way channel adapters would, and prints what became of each message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use mongodb::bson::{Document, doc};
+
+use crate::bus::{self, Exchange, Outgoing, Publisher};
+use crate::config::Settings;
+use crate::domain::Channel;
+use crate::store::{CHANNEL_EVENTS, PETITIONS, REJECTIONS, Store};
+use crate::workers::topology;
+
+struct Sample {
+    what: &'static str,
+    channel: &'static str,
+    /// The channel's dedup key; how the demo finds the outcome.
+    key: String,
+    body: String,
+}
+
+fn samples(run: &str) -> Vec<Sample> {
+    let now = Utc::now().timestamp();
+    let openid = format!("oDemo{run}");
+    let wechat = |msg_type: &str, fields: &str, msg_id: &str| {
+        format!(
+            "<xml><ToUserName><![CDATA[gh_nuannan]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+             <CreateTime>{now}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{fields}<MsgId>{msg_id}</MsgId></xml>"
+        )
+    };
+    let order = format!("QD12345-{run}");
+    let hotline = format!(
+        r#"{{"order_no":"{order}","created_at":"{}","caller":{{"phone":"13912345678","name":"王女士"}},
+        "content":"八大峡广场附近夜间施工噪音扰民，已持续一周","classification":{{"code":"0301","name":"噪声污染"}},
+        "street":"八大峡街道","community":"团岛社区","urgency":"urgent"}}"#,
+        Utc::now().to_rfc3339()
+    );
+    vec![
+        Sample {
+            what: "WeChat text",
+            channel: "wechat",
+            key: format!("{run}01"),
+            body: wechat("text", "<Content><![CDATA[团岛二路的路灯坏了一周了，晚上出门很不安全，请尽快维修。]]></Content>", &format!("{run}01")),
+        },
+        Sample {
+            what: "WeChat location (attaches to the text)",
+            channel: "wechat",
+            key: format!("{run}02"),
+            body: wechat(
+                "location",
+                "<Location_X>36.0465</Location_X><Location_Y>120.2945</Location_Y><Scale>16</Scale><Label><![CDATA[团岛二路]]></Label>",
+                &format!("{run}02"),
+            ),
+        },
+        Sample {
+            what: "WeChat subscribe event",
+            channel: "wechat",
+            key: format!("{openid}:{now}:subscribe"),
+            body: format!(
+                "<xml><ToUserName><![CDATA[gh_nuannan]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+                 <CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>"
+            ),
+        },
+        Sample {
+            what: "WeChat voice without speech recognition",
+            channel: "wechat",
+            key: format!("{run}03"),
+            body: wechat("voice", "<MediaId><![CDATA[m1]]></MediaId><Format><![CDATA[amr]]></Format>", &format!("{run}03")),
+        },
+        Sample {
+            what: "App petition",
+            channel: "app",
+            key: format!("app-{run}"),
+            body: format!(
+                r#"{{"request_id":"app-{run}","submitted_at":"{}","user":{{"id":"u-{run}","phone":"13812345678"}},
+                "content":"香港中路某小区门口占道经营，影响通行","category":"enforcement",
+                "location":{{"lng":120.3826,"lat":36.0671}},"address":"香港中路"}}"#,
+                Utc::now().to_rfc3339()
+            ),
+        },
+        Sample {
+            what: "12345 hotline work order",
+            channel: "hotline",
+            key: order.clone(),
+            body: hotline.clone(),
+        },
+        Sample {
+            what: "the same work order again (duplicate)",
+            channel: "hotline",
+            key: order,
+            body: hotline,
+        },
+        Sample {
+            what: "App payload with an unknown category",
+            channel: "app",
+            key: format!("app-bad-{run}"),
+            body: format!(r#"{{"request_id":"app-bad-{run}","user":{{"id":"u"}},"content":"x","category":"gossip"}}"#),
+        },
+    ]
+}
+
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let run = Utc::now().format("%H%M%S%3f").to_string();
+    let topology = topology(settings);
+    let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
+    let publisher = Publisher::open(&conn, topology.clone()).await?;
+    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let samples = samples(&run);
+    for s in &samples {
+        let mut msg = Outgoing::json(Exchange::Intake, s.channel, s.body.clone().into_bytes(), s.key.clone());
+        if s.channel == "wechat" {
+            msg.content_type = "application/xml";
+        }
+        publisher.publish(&msg).await.context("publishing demo message")?;
+    }
+    println!("published {} messages to {}; waiting for the pipeline…\n", samples.len(), topology.exchange(Exchange::Intake));
+
+    let mut receipts = HashMap::new();
+    for s in &samples {
+        let outcome = wait_for_outcome(&store, s).await?;
+        if let Some(id) = outcome.get_str("_id").ok().filter(|_| outcome.contains_key("status")) {
+            while !receipts.contains_key(id) {
+                collect_receipts(&conn, &topology, &mut receipts).await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        println!("{:<42} → {}", s.what, describe(&outcome, &receipts));
+    }
+    conn.close(200, "demo done".into()).await?;
+    Ok(())
+}
+
+async fn wait_for_outcome(store: &Store, s: &Sample) -> anyhow::Result<Document> {
+    let db = store.database();
+    for _ in 0..150 {
+        let found = match s.channel {
+            "wechat" if s.key.contains(':') => {
+                db.collection::<Document>(CHANNEL_EVENTS)
+                    .find_one(doc! { "_id": format!("wechat:{}", s.key) })
+                    .await?
+            }
+            "wechat" => {
+                let attached = db
+                    .collection::<Document>(PETITIONS)
+                    .find_one(doc! { "attachments.message_id": &s.key })
+                    .await?;
+                match attached {
+                    Some(p) => Some(doc! { "attached_to": p.get_str("_id")? }),
+                    None => petition_or_rejection(store, s).await?,
+                }
+            }
+            _ => petition_or_rejection(store, s).await?,
+        };
+        if let Some(doc) = found {
+            return Ok(doc);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("no outcome for {} after 30 s: is `nuannan run` running?", s.what)
+}
+
+async fn petition_or_rejection(store: &Store, s: &Sample) -> anyhow::Result<Option<Document>> {
+    let db = store.database();
+    let petition = db
+        .collection::<Document>(PETITIONS)
+        .find_one(doc! { "source.channel": s.channel, "source.message_id": &s.key })
+        .await?;
+    if petition.is_some() {
+        return Ok(petition);
+    }
+    Ok(db.collection::<Document>(REJECTIONS).find_one(doc! { "message_id": &s.key }).await?)
+}
+
+async fn collect_receipts(
+    conn: &lapin::Connection,
+    topology: &bus::Topology,
+    receipts: &mut HashMap<String, String>,
+) -> anyhow::Result<()> {
+    let channel = conn.create_channel().await?;
+    for c in Channel::ALL {
+        let queue = topology.outbound_queue(c);
+        while let Some(msg) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? {
+            let body: serde_json::Value = serde_json::from_slice(&msg.delivery.data)?;
+            if let (Some(id), Some(text)) = (body["petition_id"].as_str(), body["text"].as_str()) {
+                receipts.insert(id.to_owned(), format!("{c} to {}: {text}", body["recipient"]["id"]));
+            }
+            msg.delivery.ack(BasicAckOptions::default()).await?;
+        }
+    }
+    let _ = channel.close(200, "ok".into()).await;
+    Ok(())
+}
+
+fn describe(outcome: &Document, receipts: &HashMap<String, String>) -> String {
+    if let Ok(id) = outcome.get_str("attached_to") {
+        return format!("attached to petition {id}");
+    }
+    if let Ok(reason) = outcome.get_str("reason") {
+        return format!("rejected: {reason} ({})", outcome.get_str("detail").unwrap_or_default());
+    }
+    if let Ok(event) = outcome.get_str("event") {
+        return format!("recorded as channel event `{event}` (not a petition)");
+    }
+    let id = outcome.get_str("_id").unwrap_or_default();
+    let status = outcome.get_str("status").unwrap_or_default();
+    let receipt = receipts.get(id).map(String::as_str).unwrap_or("(no receipt yet)");
+    format!("petition {id} [{status}]\n{:<45}receipt via {receipt}", "")
+}

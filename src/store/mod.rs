@@ -1,0 +1,105 @@
+//! MongoDB, the source of truth: typed access to each collection.
+
+mod attachments;
+mod channel_events;
+mod counters;
+mod events;
+mod outbox;
+mod petitions;
+mod records;
+mod rejections;
+
+pub use outbox::OutboxMessage;
+pub use petitions::Inserted;
+pub use records::{GeoJsonPoint, LocationRecord, PetitionRecord};
+pub use rejections::RejectionRecord;
+
+use anyhow::Context;
+use mongodb::bson::{Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, Database, IndexModel};
+
+pub const PETITIONS: &str = "petitions";
+pub const EVENTS: &str = "events";
+pub const REJECTIONS: &str = "rejections";
+pub const CHANNEL_EVENTS: &str = "channel_events";
+pub const HELD_ATTACHMENTS: &str = "held_attachments";
+pub const COUNTERS: &str = "counters";
+
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Self> {
+        let client = Client::with_uri_str(uri).await.context("parsing mongodb.uri")?;
+        Ok(Store {
+            db: client.database(database),
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.db.run_command(doc! { "ping": 1 }).await.context("pinging MongoDB")?;
+        Ok(())
+    }
+
+    /// Idempotent; run by every role at start.
+    pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
+        let unique = |keys: Document| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(true).build())
+                .build()
+        };
+        let plain = |keys: Document| IndexModel::builder().keys(keys).build();
+        let petitions = self.db.collection::<Document>(PETITIONS);
+        petitions
+            .create_index(unique(doc! { "source.channel": 1, "source.message_id": 1 }))
+            .await
+            .context("creating the petitions dedup index")?;
+        // The citizen's latest petition, for WeChat attachments.
+        petitions
+            .create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 }))
+            .await?;
+        self.db
+            .collection::<Document>(EVENTS)
+            .create_index(plain(doc! { "petition_id": 1, "at": 1 }))
+            .await?;
+        self.db
+            .collection::<Document>(HELD_ATTACHMENTS)
+            .create_index(plain(doc! { "channel": 1, "citizen_id": 1, "status": 1, "at": 1 }))
+            .await?;
+        self.db
+            .collection::<Document>(HELD_ATTACHMENTS)
+            .create_index(plain(doc! { "petition_id": 1 }))
+            .await?;
+        self.db
+            .collection::<Document>(REJECTIONS)
+            .create_index(plain(doc! { "received_at": -1 }))
+            .await?;
+        Ok(())
+    }
+
+    fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        self.db.collection(name)
+    }
+}
+
+/// MongoDB's duplicate-key error, whichever operation raised it.
+pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
+        _ => false,
+    }
+}

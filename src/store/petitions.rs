@@ -1,0 +1,107 @@
+//! `petitions`: one document per petition.
+
+use chrono::{DateTime, Duration, Utc};
+use mongodb::bson::{self, doc};
+
+use super::records::AttachmentRecord;
+use super::{PETITIONS, PetitionRecord, Store, is_duplicate_key};
+use crate::domain::{AttachmentKind, Channel, PetitionId};
+
+pub enum Inserted {
+    New,
+    /// Another delivery of the same source message got there first.
+    Duplicate,
+}
+
+impl Store {
+    fn petitions(&self) -> mongodb::Collection<PetitionRecord> {
+        self.collection(PETITIONS)
+    }
+
+    pub async fn petition(&self, id: &PetitionId) -> anyhow::Result<Option<PetitionRecord>> {
+        Ok(self.petitions().find_one(doc! { "_id": id.as_str() }).await?)
+    }
+
+    pub async fn petition_by_source(&self, channel: Channel, message_id: &str) -> anyhow::Result<Option<PetitionRecord>> {
+        Ok(self
+            .petitions()
+            .find_one(doc! { "source.channel": channel.as_str(), "source.message_id": message_id })
+            .await?)
+    }
+
+    pub async fn insert_petition(&self, record: &PetitionRecord) -> anyhow::Result<Inserted> {
+        match self.petitions().insert_one(record).await {
+            Ok(_) => Ok(Inserted::New),
+            Err(e) if is_duplicate_key(&e) => Ok(Inserted::Duplicate),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The citizen's petition received closest before `at + window`
+    /// and after `at - window`.
+    pub async fn latest_petition_near(
+        &self,
+        channel: Channel,
+        citizen_id: &str,
+        at: DateTime<Utc>,
+        window: Duration,
+    ) -> anyhow::Result<Option<PetitionId>> {
+        let from: bson::DateTime = (at - window).into();
+        let to: bson::DateTime = (at + window).into();
+        let found = self
+            .collection::<bson::Document>(PETITIONS)
+            .find_one(doc! {
+                "source.channel": channel.as_str(),
+                "citizen.id": citizen_id,
+                "received_at": { "$gte": from, "$lte": to },
+            })
+            .sort(doc! { "received_at": -1 })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        Ok(found.and_then(|d| d.get_str("_id").ok().and_then(|s| s.parse().ok())))
+    }
+
+    /// Adds the attachment once (keyed by its message id); a location also
+    /// becomes the petition's point if it has none yet.
+    pub async fn attach(&self, id: &PetitionId, attachment: &AttachmentRecord) -> anyhow::Result<()> {
+        let filter = doc! { "_id": id.as_str(), "attachments.message_id": { "$ne": &attachment.message_id } };
+        let mut set = doc! { "updated_at": bson::DateTime::now() };
+        let push = doc! { "attachments": bson::to_bson(attachment)? };
+        let petitions = self.collection::<bson::Document>(PETITIONS);
+        petitions
+            .update_one(filter.clone(), doc! { "$push": push.clone(), "$set": set.clone(), "$inc": { "version": 1 } })
+            .await?;
+        if attachment.kind == AttachmentKind::Location
+            && let Some(point) = &attachment.point
+        {
+            set.insert("location.point", bson::to_bson(point)?);
+            petitions
+                .update_one(doc! { "_id": id.as_str(), "location.point": null }, doc! { "$set": set })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Drops published messages from the outbox.
+    pub async fn clear_outbox(&self, id: &PetitionId, message_ids: &[&str]) -> anyhow::Result<()> {
+        self.collection::<bson::Document>(PETITIONS)
+            .update_one(
+                doc! { "_id": id.as_str() },
+                doc! { "$pull": { "outbox": { "id": { "$in": message_ids } } } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Petitions whose outbox still holds messages, oldest first.
+    pub async fn petitions_with_pending_outbox(&self, limit: i64) -> anyhow::Result<Vec<PetitionRecord>> {
+        use futures::TryStreamExt;
+        let cursor = self
+            .petitions()
+            .find(doc! { "outbox.0": { "$exists": true } })
+            .sort(doc! { "updated_at": 1 })
+            .limit(limit)
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+}

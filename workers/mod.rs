@@ -1,0 +1,133 @@
+//! The worker roles. Each is a thin handler — decode, call pure logic, write,
+//! publish — driven by the shared consume loop in [`crate::bus`]; this module
+//! supervises them: connect, declare, consume, reconnect with backoff.
+
+mod normalize;
+mod outbox;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{self, Publisher, Topology, WorkQueue};
+use crate::config::Settings;
+use crate::store::Store;
+
+pub use normalize::Normalizer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Normalize,
+}
+
+impl Role {
+    pub const ALL: [Role; 1] = [Role::Normalize];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Normalize => "normalize",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .with_context(|| format!("unknown role `{s}`"))
+    }
+}
+
+/// Runs `roles` until `shutdown` fires.
+pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    retry_until_ok("preparing MongoDB indexes", settings, &shutdown, || store.ensure_indexes()).await;
+    let tasks = roles.iter().map(|&role| {
+        let (settings, store, shutdown) = (settings.clone(), store.clone(), shutdown.clone());
+        tokio::spawn(async move { supervise(role, &settings, &store, &shutdown).await })
+    });
+    for task in futures::future::join_all(tasks).await {
+        task.context("worker task panicked")?;
+    }
+    Ok(())
+}
+
+/// Declares the broker topology once (`nuannan topology`).
+pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
+    let conn = bus::connect(&settings.amqp.url, "nuannan-topology").await?;
+    let channel = conn.create_channel().await?;
+    topology(settings).declare(&channel).await?;
+    conn.close(200, "done".into()).await?;
+    Ok(())
+}
+
+pub fn topology(settings: &Settings) -> Topology {
+    Topology::new(&settings.namespace, settings.amqp.delivery_limit)
+}
+
+/// Reconnects with capped exponential backoff until shutdown. The backoff
+/// starts over after a session that ran for a while.
+async fn supervise(role: Role, settings: &Settings, store: &Store, shutdown: &CancellationToken) {
+    let initial = Duration::from_millis(settings.amqp.reconnect_initial_ms);
+    let max = Duration::from_millis(settings.amqp.reconnect_max_ms);
+    let mut delay = initial;
+    loop {
+        let started = Instant::now();
+        match session(role, settings, store, shutdown).await {
+            Ok(()) => return,
+            Err(e) => tracing::error!(role = role.as_str(), error = format!("{e:#}"), "worker session ended"),
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            delay = initial;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(max);
+    }
+}
+
+async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let name = format!("nuannan-{}-{}", role.as_str(), std::process::id());
+    let conn = bus::connect(&settings.amqp.url, &name).await?;
+    let topology = topology(settings);
+    let setup = conn.create_channel().await?;
+    topology.declare(&setup).await?;
+    let _ = setup.close(200, "declared".into()).await;
+    let publisher = Publisher::open(&conn, topology.clone()).await?;
+    let prefetch = settings.amqp.prefetch;
+    let result = match role {
+        Role::Normalize => {
+            let handler = Normalizer::new(settings, store.clone(), publisher);
+            bus::consume(&conn, &topology.queue(WorkQueue::Normalize), prefetch, &handler, shutdown).await
+        }
+    };
+    let _ = conn.close(200, "bye".into()).await;
+    result
+}
+
+async fn retry_until_ok<F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut delay = Duration::from_millis(settings.amqp.reconnect_initial_ms);
+    let max = Duration::from_millis(settings.amqp.reconnect_max_ms);
+    while !shutdown.is_cancelled() {
+        match op().await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "{what} failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(max);
+    }
+}

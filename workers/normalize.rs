@@ -1,0 +1,177 @@
+//! The `normalize` role: native intake payloads → petitions, attachments,
+//! channel events or rejections; then the `received` event and the receipt.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Asia::Shanghai;
+use lapin::message::Delivery;
+use serde_json::json;
+
+use super::outbox;
+use crate::bus::{Handler, Outcome, Publisher};
+use crate::config::Settings;
+use crate::domain::{
+    Channel, Event, EventType, NewPetition, Outbound, OutboundKind, ReceiptClock, Recipient, receipt_text,
+};
+use crate::intake::{self, HeldAttachment, Intake, IntakePolicy};
+use crate::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store};
+use crate::telemetry::mask_id;
+
+pub struct Normalizer {
+    store: Store,
+    publisher: Publisher,
+    policy: IntakePolicy,
+    attach_window: Duration,
+    respond_hours: i64,
+}
+
+impl Handler for Normalizer {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        match self.process(delivery).await {
+            Ok(()) => Outcome::Ack,
+            Err(e) => Outcome::Retry(e),
+        }
+    }
+}
+
+impl Normalizer {
+    pub fn new(settings: &Settings, store: Store, publisher: Publisher) -> Self {
+        Normalizer {
+            store,
+            publisher,
+            policy: IntakePolicy {
+                max_body_bytes: settings.intake.max_body_bytes,
+                clock: ReceiptClock {
+                    future_tolerance: Duration::seconds(settings.intake.future_tolerance_secs),
+                    max_age: Duration::days(settings.intake.max_age_days),
+                },
+            },
+            attach_window: Duration::seconds(settings.intake.attach_window_secs),
+            respond_hours: settings.deadline.respond_hours,
+        }
+    }
+
+    async fn process(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let key = delivery.routing_key.as_str();
+        let now = now_millis();
+        match intake::parse(key, &delivery.data, now, &self.policy) {
+            Ok(Intake::Petition(p)) => self.petition(p, now).await,
+            Ok(Intake::Attachment(a)) => self.attachment(&a).await,
+            Ok(Intake::ChannelEvent(e)) => {
+                self.store.record_channel_event(&e).await?;
+                tracing::info!(channel = %e.channel, event = e.event, "channel event recorded");
+                Ok(())
+            }
+            Err(rejection) => {
+                let message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str());
+                self.store
+                    .record_rejection(&RejectionRecord {
+                        channel: key,
+                        message_id,
+                        received_at: now,
+                        rejection: &rejection,
+                        raw: &delivery.data,
+                    })
+                    .await?;
+                tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = rejection.detail, "intake rejected");
+                Ok(())
+            }
+        }
+    }
+
+    async fn petition(&self, p: NewPetition, now: DateTime<Utc>) -> anyhow::Result<()> {
+        if let Some(existing) = self.store.petition_by_source(p.source.channel, &p.source.message_id).await? {
+            return self.finish(&existing).await;
+        }
+        let day = now.with_timezone(&Shanghai).date_naive();
+        let id = self.store.next_petition_id(day).await?;
+        let mut record = PetitionRecord::new(id, p, now);
+        record.outbox = self.announcements(&record, now);
+        if let crate::store::Inserted::Duplicate = self.store.insert_petition(&record).await? {
+            let source = &record.source;
+            record = self
+                .store
+                .petition_by_source(source.channel, &source.message_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("duplicate petition vanished"))?;
+        }
+        self.finish(&record).await
+    }
+
+    /// The `received` event and the receipt, written with the petition.
+    fn announcements(&self, record: &PetitionRecord, now: DateTime<Utc>) -> Vec<OutboxMessage> {
+        let received = Event::new(
+            &record.id,
+            record.version,
+            EventType::Received,
+            now,
+            json!({
+                "channel": record.source.channel,
+                "received_at": record.received_at.to_chrono(),
+                "receipt_time_note": record.receipt_time_note,
+            }),
+        );
+        let receipt = Outbound {
+            petition_id: record.id.clone(),
+            channel: record.source.channel,
+            recipient: Recipient::of(&record.source, &record.citizen),
+            kind: OutboundKind::Receipt,
+            text: receipt_text(&record.id, self.respond_hours),
+            at: now,
+        };
+        vec![OutboxMessage::event(received), OutboxMessage::outbound(receipt, 1)]
+    }
+
+    /// Everything after the insert, safe to repeat on every redelivery.
+    async fn finish(&self, record: &PetitionRecord) -> anyhow::Result<()> {
+        if record.source.channel == Channel::Wechat {
+            let at = record.received_at.to_chrono();
+            self.store
+                .claim_held_near(Channel::Wechat, &record.citizen.id, at, self.attach_window, &record.id)
+                .await?;
+            for held in self.store.held_for(&record.id).await? {
+                self.store.attach(&record.id, &held.attachment).await?;
+            }
+        }
+        let pending = !record.outbox.is_empty();
+        outbox::flush(&self.store, &self.publisher, &record.id, &record.outbox).await?;
+        if pending {
+            tracing::info!(
+                petition_id = %record.id,
+                channel = %record.source.channel,
+                citizen = mask_id(&record.citizen.id),
+                "petition registered"
+            );
+        }
+        Ok(())
+    }
+
+    async fn attachment(&self, a: &HeldAttachment) -> anyhow::Result<()> {
+        let held = self.store.hold_attachment(a).await?;
+        let target = match held.petition_id.clone() {
+            Some(id) => Some(id),
+            None => match self
+                .store
+                .latest_petition_near(a.channel, &a.citizen_id, a.at, self.attach_window)
+                .await?
+            {
+                Some(id) if self.store.claim_held(&held.id, &id).await? => Some(id),
+                // Claimed concurrently by a petition that just arrived: attach there.
+                Some(_) => self.store.hold_attachment(a).await?.petition_id,
+                None => None,
+            },
+        };
+        match target {
+            Some(id) => {
+                self.store.attach(&id, &held.attachment).await?;
+                tracing::info!(petition_id = %id, kind = ?held.attachment.kind, "attachment added");
+            }
+            None => tracing::info!(kind = ?held.attachment.kind, citizen = mask_id(&a.citizen_id), "attachment held for the next petition"),
+        }
+        Ok(())
+    }
+}
+
+/// BSON keeps milliseconds; trimming here keeps stored and published times equal.
+fn now_millis() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is representable")
+}
