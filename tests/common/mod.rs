@@ -1,0 +1,257 @@
+//! Test harness: the real broker and store. `NUANNAN_TEST_AMQP_URL` and
+//! `NUANNAN_TEST_MONGODB_URI` point at running servers; without them the
+//! servers are started once per test binary with testcontainers. Every
+//! test gets its own namespace and database.
+#![allow(dead_code)]
+
+pub mod schemas;
+pub mod tap;
+
+use std::future::Future;
+use std::time::Duration;
+
+use mongodb::bson::{Document, doc};
+use nuannan::bus::{self, Exchange, Outgoing, Publisher};
+use nuannan::config::Settings;
+use nuannan::store::Store;
+use nuannan::workers::{self, Role};
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, runners::AsyncRunner};
+use testcontainers_modules::{mongo::Mongo, rabbitmq::RabbitMq};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub use tap::Tap;
+
+struct Servers {
+    amqp_url: String,
+    mongodb_uri: String,
+    _containers: Option<(ContainerAsync<RabbitMq>, ContainerAsync<Mongo>)>,
+}
+
+static SERVERS: OnceCell<Servers> = OnceCell::const_new();
+
+async fn servers() -> &'static Servers {
+    SERVERS
+        .get_or_init(|| async {
+            match (std::env::var("NUANNAN_TEST_AMQP_URL"), std::env::var("NUANNAN_TEST_MONGODB_URI")) {
+                (Ok(amqp_url), Ok(mongodb_uri)) => Servers {
+                    amqp_url,
+                    mongodb_uri,
+                    _containers: None,
+                },
+                _ => start_containers().await,
+            }
+        })
+        .await
+}
+
+async fn start_containers() -> Servers {
+    let rabbit = RabbitMq::default()
+        .with_tag("3.13-management")
+        .start()
+        .await
+        .expect("starting RabbitMQ (set NUANNAN_TEST_AMQP_URL to use a running one)");
+    let mongo = Mongo::repl_set()
+        .with_tag("7.0")
+        .start()
+        .await
+        .expect("starting MongoDB (set NUANNAN_TEST_MONGODB_URI to use a running one)");
+    let amqp_url = format!(
+        "amqp://guest:guest@{}:{}/%2f",
+        rabbit.get_host().await.unwrap(),
+        rabbit.get_host_port_ipv4(5672).await.unwrap()
+    );
+    let mongodb_uri = format!(
+        "mongodb://{}:{}/?directConnection=true",
+        mongo.get_host().await.unwrap(),
+        mongo.get_host_port_ipv4(27017).await.unwrap()
+    );
+    Servers {
+        amqp_url,
+        mongodb_uri,
+        _containers: Some((rabbit, mongo)),
+    }
+}
+
+/// Settings for a fresh namespace and database, as env vars would give them.
+pub async fn test_settings() -> Settings {
+    let servers = servers().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut settings = Settings::load(None).expect("default configuration loads");
+    settings.namespace = format!("test-{}", &id[..12]);
+    settings.mongodb.database = format!("test_{}", &id[..12]);
+    settings.amqp.url = servers.amqp_url.clone();
+    settings.mongodb.uri = servers.mongodb_uri.clone();
+    settings
+}
+
+/// The same settings as environment variables, for spawning the binary.
+pub fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    vec![
+        ("NUANNAN__NAMESPACE", settings.namespace.clone()),
+        ("NUANNAN__AMQP__URL", settings.amqp.url.clone()),
+        ("NUANNAN__MONGODB__URI", settings.mongodb.uri.clone()),
+        ("NUANNAN__MONGODB__DATABASE", settings.mongodb.database.clone()),
+    ]
+}
+
+pub struct TestApp {
+    pub settings: Settings,
+    pub store: Store,
+    pub publisher: Publisher,
+    pub conn: lapin::Connection,
+    shutdown: CancellationToken,
+    workers: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Topology declared, workers not started: for tests that arrange
+    /// state first or run the binary themselves.
+    pub async fn without_workers() -> TestApp {
+        let settings = test_settings().await;
+        workers::declare_topology(&settings).await.expect("declaring topology");
+        let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await.unwrap();
+        store.ensure_indexes().await.unwrap();
+        let conn = bus::connect(&settings.amqp.url, "nuannan-test").await.unwrap();
+        let publisher = Publisher::open(&conn, workers::topology(&settings)).await.unwrap();
+        TestApp {
+            settings,
+            store,
+            publisher,
+            conn,
+            shutdown: CancellationToken::new(),
+            workers: None,
+        }
+    }
+
+    /// Every role running in-process, as `nuannan run` does.
+    pub async fn spawn() -> TestApp {
+        let mut app = Self::without_workers().await;
+        app.start_workers(&Role::ALL);
+        app
+    }
+
+    pub fn start_workers(&mut self, roles: &[Role]) {
+        let (settings, token, roles) = (self.settings.clone(), self.shutdown.clone(), roles.to_vec());
+        self.workers = Some(tokio::spawn(async move { workers::run(&settings, &roles, token).await }));
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop_workers(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.workers.take() {
+            handle.await.expect("workers task").expect("workers stop cleanly");
+        }
+        self.shutdown = CancellationToken::new();
+    }
+
+    pub async fn publish_intake(&self, channel: &str, body: impl Into<Vec<u8>>, message_id: Option<&str>) {
+        let mut msg = Outgoing::json(Exchange::Intake, channel, body.into(), message_id.unwrap_or_default());
+        if message_id.is_none() {
+            msg.message_id = None;
+        }
+        if channel == "wechat" {
+            msg.content_type = "application/xml";
+        }
+        self.publisher.publish(&msg).await.expect("intake publish confirmed");
+    }
+
+    pub fn collection(&self, name: &str) -> mongodb::Collection<Document> {
+        self.store.database().collection(name)
+    }
+
+    pub async fn count(&self, collection: &str, filter: Document) -> u64 {
+        self.collection(collection).count_documents(filter).await.unwrap()
+    }
+
+    pub async fn find_one(&self, collection: &str, filter: Document) -> Option<Document> {
+        self.collection(collection).find_one(filter).await.unwrap()
+    }
+
+    /// Waits for the petition stored from `channel` + `message_id`, with an
+    /// empty outbox (its event and receipt published).
+    pub async fn wait_for_petition(&self, channel: &str, message_id: &str) -> Document {
+        let filter = doc! { "source.channel": channel, "source.message_id": message_id, "outbox": { "$size": 0 } };
+        wait_for(&format!("petition {channel}/{message_id}"), || self.find_one("petitions", filter.clone())).await
+    }
+
+    pub async fn wait_for_rejection(&self, filter: Document) -> Document {
+        wait_for(&format!("rejection {filter}"), || self.find_one("rejections", filter.clone())).await
+    }
+
+    /// A tap on `exchange` (all routing keys) that sees everything published
+    /// from now on.
+    pub async fn tap(&self, exchange: Exchange) -> Tap {
+        Tap::open(&self.conn, &workers::topology(&self.settings).exchange(exchange)).await
+    }
+
+    pub async fn drop_database(&self) {
+        let _ = self.store.database().drop().await;
+    }
+}
+
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Polls `probe` until it yields a value. A condition, not a sleep: it
+/// returns as soon as the state is there, and fails the test after 30 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A WeChat text message as the WeChat server pushes it.
+pub fn wechat_text(openid: &str, msg_id: &str, content: &str, create_time: i64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+}
+
+pub fn wechat_location(openid: &str, msg_id: &str, lat: f64, lng: f64, create_time: i64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[location]]></MsgType>\
+         <Location_X>{lat}</Location_X><Location_Y>{lng}</Location_Y><Scale>15</Scale>\
+         <Label><![CDATA[团岛二路]]></Label><MsgId>{msg_id}</MsgId></xml>"
+    )
+}
+
+pub fn app_petition(request_id: &str, content: &str) -> String {
+    serde_json::json!({
+        "request_id": request_id,
+        "submitted_at": chrono::Utc::now().to_rfc3339(),
+        "user": { "id": format!("user-{request_id}"), "phone": "13812345678" },
+        "content": content,
+        "category": "livelihood",
+        "location": { "lng": 120.3826, "lat": 36.0671 },
+    })
+    .to_string()
+}
+
+pub fn hotline_order(order_no: &str, content: &str) -> String {
+    serde_json::json!({
+        "order_no": order_no,
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "caller": { "phone": "13912345678", "name": "王女士" },
+        "content": content,
+        "street": "八大峡街道",
+        "community": "团岛社区",
+        "urgency": "normal",
+    })
+    .to_string()
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/wechat/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
