@@ -105,6 +105,7 @@ fn samples(run: &str) -> Vec<Sample> {
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let run = Utc::now().format("%H%M%S%3f").to_string();
+    crate::workers::declare_topology(settings).await?;
     let topology = topology(settings);
     let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
     let publisher = Publisher::open(&conn, topology.clone()).await?;

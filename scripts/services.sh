@@ -1,0 +1,64 @@
+# Sourced by scripts/demo and scripts/test: makes RabbitMQ and MongoDB
+# reachable and exports NUANNAN_AMQP_URL / NUANNAN_MONGODB_URI.
+#
+# - NUANNAN_TEST_AMQP_URL / NUANNAN_TEST_MONGODB_URI already set: use them.
+# - A Docker engine: docker/compose.yml (RabbitMQ 3.13, MongoDB 7 replica set).
+# - Otherwise (this machine): the local RabbitMQ server, and SecantusDB — a
+#   MongoDB wire-protocol server from PyPI — in a virtualenv under .venv.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECANTUS_VERSION="0.7.0b3"
+MONGO_PORT="${NUANNAN_LOCAL_MONGO_PORT:-27017}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+mongo_answers() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY' 2>/dev/null
+import sys, pymongo
+pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=1500).admin.command("ping")
+PY
+}
+
+start_rabbitmq_local() {
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    log "starting RabbitMQ"
+    rabbitmq-server -detached
+  fi
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null
+}
+
+start_secantus_local() {
+  local uri="mongodb://127.0.0.1:${MONGO_PORT}/?directConnection=true"
+  if [ ! -x "$ROOT/.venv/bin/secantusd-py" ]; then
+    log "installing SecantusDB ${SECANTUS_VERSION} into .venv (MongoDB stand-in)"
+    python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/pip" install -q "secantusdb==${SECANTUS_VERSION}"
+  fi
+  if ! mongo_answers "$uri"; then
+    log "starting SecantusDB on 127.0.0.1:${MONGO_PORT}"
+    mkdir -p "$ROOT/.data/secantus"
+    nohup "$ROOT/.venv/bin/secantusd-py" --port "$MONGO_PORT" --storage-path "$ROOT/.data/secantus" \
+      >"$ROOT/.data/secantus.log" 2>&1 &
+    for _ in $(seq 1 120); do mongo_answers "$uri" && break; sleep 0.5; done
+    mongo_answers "$uri" || { echo "SecantusDB did not start; see .data/secantus.log" >&2; return 1; }
+  fi
+  export NUANNAN_MONGODB_URI="$uri"
+}
+
+services_up() {
+  if [ -n "${NUANNAN_TEST_AMQP_URL:-}" ] && [ -n "${NUANNAN_TEST_MONGODB_URI:-}" ]; then
+    export NUANNAN_AMQP_URL="$NUANNAN_TEST_AMQP_URL" NUANNAN_MONGODB_URI="$NUANNAN_TEST_MONGODB_URI"
+  elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    log "starting RabbitMQ and MongoDB with Docker Compose"
+    docker compose -f "$ROOT/docker/compose.yml" up -d --wait rabbitmq mongo
+    export NUANNAN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+    export NUANNAN_MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true"
+  elif command -v rabbitmq-server >/dev/null 2>&1; then
+    start_rabbitmq_local
+    export NUANNAN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+    start_secantus_local
+  else
+    echo "Need a Docker engine, or a local RabbitMQ server (apt-get install rabbitmq-server)." >&2
+    return 1
+  fi
+}
