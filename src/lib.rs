@@ -1,5 +1,6 @@
 pub mod bus;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -4,6 +4,7 @@ mod channel;
 mod message;
 mod petition;
 mod receipt;
+mod unit;
 
 pub use channel::{Channel, UnknownChannel};
 pub use message::{Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
@@ -12,3 +13,4 @@ pub use petition::{
     PetitionId, RoutingHints, Source, Status,
 };
 pub use receipt::{ReceiptClock, ReceiptTime, ReceiptTimeNote};
+pub use unit::{BadUnitPath, Level, UnitPath};

@@ -1,0 +1,7 @@
+//! Working-day calendar and deadline arithmetic (DESIGN §8), pure.
+
+mod calendar;
+mod deadlines;
+
+pub use calendar::{Calendar, CalendarError};
+pub use deadlines::{DeadlinePolicy, Deadlines, working_days};
