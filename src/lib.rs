@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod intake;
+pub mod routing;
 pub mod store;
 pub mod telemetry;
 #[path = "../workers/mod.rs"]

@@ -1,0 +1,12 @@
+//! Where a petition must go (pure): locate it on the grid, classify it,
+//! apply the dispatch rule, and compute its deadlines.
+
+mod classify;
+mod locate;
+mod registry;
+mod rules;
+
+pub use classify::{Classified, ClassifiedBy, Classifier, MIN_CONFIDENCE};
+pub use locate::{LocateQuery, LocatedBy, Location};
+pub use registry::{GridKind, Person, Registry, RegistryError, Unit};
+pub use rules::{RouteDecision, RouteInput, Router, TriageReason};
