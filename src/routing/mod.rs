@@ -6,7 +6,7 @@ mod locate;
 mod registry;
 mod rules;
 
-pub use classify::{Classified, ClassifiedBy, Classifier, MIN_CONFIDENCE};
+pub use classify::{Classified, ClassifiedBy, Classifier, MIN_CONFIDENCE, TAXONOMY_MAP as TAXONOMY_MAP_CSV};
 pub use locate::{LocateQuery, LocatedBy, Location};
 pub use registry::{GridKind, Person, Registry, RegistryError, Unit};
 pub use rules::{RouteDecision, RouteInput, Router, TriageReason};
