@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use anyhow::Context;
+
 use crate::config::Settings;
+use crate::domain::{GeoPoint, Level};
+use crate::routing::{LocateQuery, Registry};
 use crate::workers::{self, Role};
 
 #[derive(Debug, Parser)]
@@ -32,6 +36,37 @@ pub enum Command {
     /// Feed a short demo stream from all three channels into a running
     /// pipeline and print what became of each message.
     Demo,
+    /// Print the unit a point or an address falls in, as JSON.
+    Locate {
+        #[arg(long, requires = "lat", conflicts_with = "address", allow_negative_numbers = true)]
+        lng: Option<f64>,
+        #[arg(long, requires = "lng", allow_negative_numbers = true)]
+        lat: Option<f64>,
+        #[arg(long, required_unless_present = "lng")]
+        address: Option<String>,
+        /// Registry file to use instead of the bundled one.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+    },
+    /// Print the resolution deadline (RFC 3339, +08:00) for a receipt at `--from`.
+    Deadline {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        working_days: u8,
+    },
+    /// Manage the unit registry in MongoDB.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryAction {
+    /// Validate FILE and make it the registry routing uses (route workers
+    /// pick it up when they start).
+    Load { file: PathBuf },
 }
 
 pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
@@ -40,7 +75,53 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Worker { role } => workers::run(&settings, &[role], shutdown_on_signal()).await,
         Command::Topology => workers::declare_topology(&settings).await,
         Command::Demo => crate::demo::run(&settings).await,
+        Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
+        Command::Deadline { from, working_days } => deadline(&settings, &from, working_days),
+        Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
     }
+}
+
+fn locate(point: Option<(f64, f64)>, address: Option<String>, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let registry = match file {
+        Some(path) => Registry::from_json(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?,
+        None => Registry::bundled(),
+    };
+    let point = point.map(|(lng, lat)| GeoPoint::new(lng, lat)).transpose()?;
+    let query = LocateQuery { point, address: address.as_deref(), ..Default::default() };
+    let out = match registry.locate(&query) {
+        Some(l) => {
+            let unit = registry.unit(&l.unit);
+            serde_json::json!({
+                "grid": l.grid,
+                "unit": l.unit,
+                "level": l.level,
+                "name": unit.map(|u| &u.name),
+                "located_by": l.by,
+                "community": l.unit.at_level(Level::Community),
+                "street": l.unit.at_level(Level::Street),
+            })
+        }
+        None => serde_json::json!({ "grid": null, "unit": null, "error": "not_located" }),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+fn deadline(settings: &Settings, from: &str, working_days: u8) -> anyhow::Result<()> {
+    anyhow::ensure!(working_days >= 1, "--working-days must be at least 1");
+    let from = chrono::DateTime::parse_from_rfc3339(from).context("--from must be an RFC 3339 instant")?;
+    let due = settings.deadline_policy().resolve_by(from.with_timezone(&chrono::Utc), working_days);
+    println!("{}", due.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339());
+    Ok(())
+}
+
+async fn load_registry(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let registry = Registry::from_json(&source)?;
+    let store = crate::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let digest = store.load_registry(&source, &registry).await?;
+    println!("{}", serde_json::json!({ "loaded": file, "units": registry.units().count(), "sha256": digest }));
+    Ok(())
 }
 
 /// Cancelled on SIGTERM or Ctrl-C: consumers stop taking work, finish and

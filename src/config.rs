@@ -126,3 +126,14 @@ impl Settings {
         NaiveTime::parse_from_str(&self.deadline.office_close, "%H:%M").ok()
     }
 }
+
+impl Settings {
+    /// The deadline rules with the bundled working-day calendar.
+    pub fn deadline_policy(&self) -> crate::clock::DeadlinePolicy {
+        crate::clock::DeadlinePolicy {
+            respond_within: chrono::Duration::hours(self.deadline.respond_hours),
+            office_close: self.office_close().expect("validated at load"),
+            calendar: std::sync::Arc::new(crate::clock::Calendar::bundled()),
+        }
+    }
+}

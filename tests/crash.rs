@@ -51,8 +51,7 @@ async fn crash_after_the_store_write_before_publishing() {
     assert_eq!(app.count("events", doc! { "petition_id": id, "type": "received" }).await, 1);
     events.wait_for("received event", |m| m.body["petition_id"] == id).await;
     outbound.wait_for("receipt", |m| m.body["petition_id"] == id).await;
-    app.stop_workers().await;
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -82,8 +81,7 @@ async fn crash_after_publishing_before_the_ack() {
     assert_eq!(app.count("events", doc! { "petition_id": id, "type": "received" }).await, 1);
     let receipts: Vec<_> = outbound.messages().await.into_iter().filter(|m| m.body["petition_id"] == id).collect();
     assert_eq!(receipts.len(), 1, "the outbox was already empty: nothing re-sent");
-    app.stop_workers().await;
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -133,5 +131,5 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     assert_eq!(petitions, N, "lost or duplicated petitions");
     assert_eq!(events, N);
     assert_eq!(receipts.len(), N);
-    app.drop_database().await;
+    app.cleanup().await;
 }

@@ -1,5 +1,5 @@
-//! Intake through the real broker and store: `nuannan run`'s workers
-//! in-process, messages published as channel adapters publish them.
+//! Intake through the real broker and store: the normalize role in-process
+//! (routing has its own tests), messages published as channel adapters do.
 
 mod common;
 
@@ -7,6 +7,7 @@ use common::{TestApp, app_petition, fixture, hotline_order, wait_for, wechat_loc
 use common::schemas::assert_valid;
 use mongodb::bson::doc;
 use nuannan::bus::Exchange;
+use nuannan::workers::Role;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -14,7 +15,7 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn each_channel_becomes_a_petition_with_event_and_receipt_on_its_own_channel() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     let events = app.tap(Exchange::Events).await;
     let outbound = app.tap(Exchange::Outbound).await;
 
@@ -63,12 +64,12 @@ async fn each_channel_becomes_a_petition_with_event_and_receipt_on_its_own_chann
     for m in outbound.messages().await {
         assert_valid("messages/outbound.schema.json", &m.body);
     }
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn location_after_text_attaches_to_the_latest_petition() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     app.publish_intake("wechat", wechat_text("oCitizenA", "9001", "路灯不亮", now()), None).await;
     let p = app.wait_for_petition("wechat", "9001").await;
     app.publish_intake("wechat", wechat_location("oCitizenA", "9002", 36.0465, 120.2945, now()), None).await;
@@ -80,12 +81,12 @@ async fn location_after_text_attaches_to_the_latest_petition() {
     let coords = point.get_array("coordinates").unwrap();
     assert_eq!((coords[0].as_f64().unwrap(), coords[1].as_f64().unwrap()), (120.2945, 36.0465));
     assert_eq!(app.count("petitions", doc! {}).await, 1, "a location is not a petition");
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn location_first_is_held_for_the_next_text_and_not_given_to_others() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     app.publish_intake("wechat", wechat_location("oCitizenB", "9101", 36.06, 120.38, now()), None).await;
     wait_for("held location", || app.find_one("held_attachments", doc! { "_id": "wechat:9101", "status": "held" })).await;
 
@@ -100,24 +101,24 @@ async fn location_first_is_held_for_the_next_text_and_not_given_to_others() {
     let held = app.find_one("held_attachments", doc! { "_id": "wechat:9101" }).await.unwrap();
     assert_eq!(held.get_str("status").unwrap(), "attached");
     assert_eq!(held.get_str("petition_id").unwrap(), id);
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn location_outside_the_window_is_not_attached() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     app.publish_intake("wechat", wechat_text("oCitizenC", "9201", "路面塌陷", now() - 3600), None).await;
     let p = app.wait_for_petition("wechat", "9201").await;
     app.publish_intake("wechat", wechat_location("oCitizenC", "9202", 36.06, 120.38, now()), None).await;
     wait_for("held location", || app.find_one("held_attachments", doc! { "_id": "wechat:9202", "status": "held" })).await;
     let p = app.find_one("petitions", doc! { "_id": p.get_str("_id").unwrap() }).await.unwrap();
     assert!(p.get_array("attachments").unwrap().is_empty());
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn image_attaches_its_picture() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     app.publish_intake("wechat", fixture("text_official_doc.xml"), None).await;
     let p = app.wait_for_petition("wechat", "1234567890123456").await;
     app.publish_intake("wechat", fixture("image.xml").replace("1234567890123456", "1234567890123457"), None).await;
@@ -126,12 +127,12 @@ async fn image_attaches_its_picture() {
     let a = p.get_array("attachments").unwrap()[0].as_document().unwrap().clone();
     assert_eq!(a.get_str("kind").unwrap(), "image");
     assert_eq!(a.get_str("url").unwrap(), "this is a url");
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn wechat_events_are_recorded_never_petitions_nor_rejections() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     let names = ["event_subscribe_scan.xml", "event_click.xml", "event_location.xml", "event_templatesendjobfinish.xml"];
     for name in names {
         app.publish_intake("wechat", fixture(name), None).await;
@@ -146,12 +147,12 @@ async fn wechat_events_are_recorded_never_petitions_nor_rejections() {
     assert_eq!(app.count("petitions", doc! {}).await, 1);
     assert_eq!(app.count("rejections", doc! {}).await, 0);
     assert_eq!(app.count("channel_events", doc! {}).await, 4);
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn a_redelivered_or_resent_message_is_stored_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     let outbound = app.tap(Exchange::Outbound).await;
     for _ in 0..5 {
         app.publish_intake("hotline", hotline_order("QD-DUP", "重复工单"), Some("QD-DUP")).await;
@@ -178,12 +179,12 @@ async fn a_redelivered_or_resent_message_is_stored_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "one receipt per petition (by message id): {ids:?}");
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn every_rejection_code_is_recorded_with_the_raw_body_and_acknowledged() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     let huge = format!(r#"{{"request_id":"big","content":"{}"}}"#, "长".repeat(100_000));
     let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
         ("app", b"{\"request_id\": \"m-1\", ".to_vec(), Some("m-1"), "malformed"),
@@ -228,12 +229,12 @@ async fn every_rejection_code_is_recorded_with_the_raw_body_and_acknowledged() {
     }
     assert_eq!(app.count("rejections", doc! {}).await, cases.len() as u64);
     assert_eq!(app.count("petitions", doc! {}).await, 0);
-    app.drop_database().await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn user_supplied_json_never_becomes_an_operator_or_field_name() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_roles(&[Role::Normalize]).await;
     let payload = serde_json::json!({
         "request_id": "inj-1",
         "user": { "id": "u-inj", "$where": "sleep(10000)", "role": "admin" },
@@ -259,5 +260,5 @@ async fn user_supplied_json_never_becomes_an_operator_or_field_name() {
     let r = app.wait_for_rejection(doc! { "message_id": "inj-2" }).await;
     assert_eq!(r.get_str("reason").unwrap(), "invalid");
     assert_eq!(app.count("petitions", doc! {}).await, 1);
-    app.drop_database().await;
+    app.cleanup().await;
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestApp, test_settings, wait_for};
+use common::{TestApp, teardown, test_settings, wait_for};
 use lapin::options::{BasicGetOptions, BasicNackOptions};
 use nuannan::bus::{Exchange, Outgoing, Publisher};
 use nuannan::workers::{declare_topology, topology};
@@ -12,6 +12,7 @@ async fn declaring_twice_is_harmless() {
     let settings = test_settings().await;
     declare_topology(&settings).await.unwrap();
     declare_topology(&settings).await.unwrap();
+    teardown(&settings).await;
 }
 
 #[tokio::test]
@@ -44,6 +45,7 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit(
     assert_eq!(dead_msg.delivery.properties.message_id().as_ref().unwrap().as_str(), "poison-1");
     let headers = dead_msg.delivery.properties.headers().as_ref().expect("x-death headers");
     assert!(headers.inner().contains_key("x-death") || headers.inner().contains_key("x-first-death-reason"));
+    teardown(&settings).await;
 }
 
 #[tokio::test]
@@ -55,6 +57,7 @@ async fn a_message_no_consumer_has_bound_for_is_kept_not_lost() {
     let unrouted = format!("{}.unrouted", app.settings.namespace);
     let kept = ch.basic_get(unrouted.as_str().into(), BasicGetOptions::default()).await.unwrap().expect("kept in unrouted");
     assert_eq!(kept.delivery.routing_key.as_str(), "unit.shinan.nowhere");
+    app.cleanup().await;
 }
 
 #[tokio::test]

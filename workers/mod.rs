@@ -4,6 +4,7 @@
 
 mod normalize;
 mod outbox;
+mod route;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -16,18 +17,21 @@ use crate::config::Settings;
 use crate::store::Store;
 
 pub use normalize::Normalizer;
+pub use route::RouteWorker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     Normalize,
+    Route,
 }
 
 impl Role {
-    pub const ALL: [Role; 1] = [Role::Normalize];
+    pub const ALL: [Role; 2] = [Role::Normalize, Role::Route];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Normalize => "normalize",
+            Role::Route => "route",
         }
     }
 }
@@ -106,6 +110,10 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
         Role::Normalize => {
             let handler = Normalizer::new(settings, store.clone(), publisher);
             bus::consume(&conn, &topology.queue(WorkQueue::Normalize), prefetch, &handler, shutdown).await
+        }
+        Role::Route => {
+            let handler = RouteWorker::new(settings, store.clone(), publisher).await?;
+            bus::consume(&conn, &topology.queue(WorkQueue::Route), prefetch, &handler, shutdown).await
         }
     };
     let _ = conn.close(200, "bye".into()).await;

@@ -57,22 +57,25 @@ impl Exchange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkQueue {
     Normalize,
+    Route,
 }
 
 impl WorkQueue {
     fn suffix(self) -> &'static str {
         match self {
             WorkQueue::Normalize => "normalize",
+            WorkQueue::Route => "route",
         }
     }
 
     fn bindings(self) -> &'static [(Exchange, &'static str)] {
         match self {
             WorkQueue::Normalize => &[(Exchange::Intake, "#")],
+            WorkQueue::Route => &[(Exchange::Events, "petition.received")],
         }
     }
 
-    const ALL: [WorkQueue; 1] = [WorkQueue::Normalize];
+    const ALL: [WorkQueue; 2] = [WorkQueue::Normalize, WorkQueue::Route];
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +140,26 @@ impl Topology {
             let name = self.outbound_queue(c);
             self.declare_queue(ch, &name, self.quorum_args(true)).await?;
             self.bind(ch, &name, Exchange::Outbound, c.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Every queue the topology declares.
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = WorkQueue::ALL.iter().map(|q| self.queue(*q)).collect();
+        names.extend(PetitionChannel::ALL.iter().map(|c| self.outbound_queue(*c)));
+        names.extend([self.dead_queue(), self.unrouted_queue()]);
+        names
+    }
+
+    /// Removes the namespace from the broker: every queue (with its
+    /// messages) and exchange. For decommissioning and test teardown.
+    pub async fn delete(&self, ch: &Channel) -> anyhow::Result<()> {
+        for q in self.queue_names() {
+            ch.queue_delete(ShortString::from(q.as_str()), Default::default()).await?;
+        }
+        for x in Exchange::TOPIC.into_iter().chain([Exchange::Unrouted]) {
+            ch.exchange_delete(ShortString::from(self.exchange(x).as_str()), Default::default()).await?;
         }
         Ok(())
     }

@@ -6,13 +6,7 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 
 use super::Calendar;
-use crate::domain::Category;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlines {
-    pub respond_by: DateTime<Utc>,
-    pub resolve_by: DateTime<Utc>,
-}
+use crate::domain::{Category, Deadlines};
 
 #[derive(Debug, Clone)]
 pub struct DeadlinePolicy {

@@ -4,4 +4,5 @@ mod calendar;
 mod deadlines;
 
 pub use calendar::{Calendar, CalendarError};
-pub use deadlines::{DeadlinePolicy, Deadlines, working_days};
+pub use crate::domain::Deadlines;
+pub use deadlines::{DeadlinePolicy, working_days};

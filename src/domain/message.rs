@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, Citizen, PetitionId, Source};
+use super::{Category, Channel, Citizen, Deadlines, Level, LocationRecord, Person, PetitionId, Source, UnitPath};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,4 +147,30 @@ pub fn receipt_text(petition_id: &PetitionId, respond_hours: i64) -> String {
     format!(
         "【暖南诉办】您的诉求已受理，诉求编号：{petition_id}。我们将在{respond_hours}小时内响应，处理结果将通过本渠道反馈，请留意。"
     )
+}
+
+/// Work for a unit, published on `{ns}.dispatch` with key `unit.<path>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub petition_id: PetitionId,
+    pub unit: UnitPath,
+    pub level: Level,
+    pub category: Option<Category>,
+    pub content: String,
+    pub location: LocationRecord,
+    pub deadlines: Deadlines,
+    pub handler: Option<Person>,
+    /// The n-th dispatch of this petition (re-dispatches after 退单,
+    /// transfers and escalations count up).
+    pub attempt: u32,
+}
+
+impl Assignment {
+    pub fn routing_key(&self) -> String {
+        format!("unit.{}", self.unit)
+    }
+
+    pub fn message_id(&self) -> String {
+        format!("{}/dispatch/{}", self.petition_id, self.attempt)
+    }
 }

@@ -7,10 +7,10 @@ mod receipt;
 mod unit;
 
 pub use channel::{Channel, UnknownChannel};
-pub use message::{Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
+pub use message::{Assignment, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
-    Attachment, AttachmentKind, Category, Citizen, Classification, GeoPoint, NewPetition,
-    PetitionId, RoutingHints, Source, Status,
+    Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord,
+    NewPetition, PetitionId, RoutingHints, Source, Status,
 };
 pub use receipt::{ReceiptClock, ReceiptTime, ReceiptTimeNote};
-pub use unit::{BadUnitPath, Level, UnitPath};
+pub use unit::{BadUnitPath, Level, Person, UnitPath};

@@ -181,6 +181,39 @@ pub struct NewPetition {
     pub images: Vec<String>,
 }
 
+/// GeoJSON, so a `2dsphere` index and `$geoWithin` work on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeoJsonPoint {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `[lng, lat]`, GeoJSON order.
+    pub coordinates: [f64; 2],
+}
+
+impl From<GeoPoint> for GeoJsonPoint {
+    fn from(p: GeoPoint) -> Self {
+        GeoJsonPoint {
+            kind: "Point".to_owned(),
+            coordinates: [p.lng(), p.lat()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocationRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<GeoJsonPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Deadlines of the two clocks (DESIGN §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlines {
+    pub respond_by: chrono::DateTime<chrono::Utc>,
+    pub resolve_by: chrono::DateTime<chrono::Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

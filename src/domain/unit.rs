@@ -99,6 +99,17 @@ impl fmt::Display for UnitPath {
     }
 }
 
+/// A responsible person: grid worker, building steward, or a member of a
+/// "1+1+1" team (leader, section, directly responsible person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: String,
+    pub role: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

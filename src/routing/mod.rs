@@ -8,5 +8,6 @@ mod rules;
 
 pub use classify::{Classified, ClassifiedBy, Classifier, MIN_CONFIDENCE, TAXONOMY_MAP as TAXONOMY_MAP_CSV};
 pub use locate::{LocateQuery, LocatedBy, Location};
-pub use registry::{GridKind, Person, Registry, RegistryError, Unit};
+pub use crate::domain::Person;
+pub use registry::{BUNDLED as BUNDLED_REGISTRY, GridKind, Registry, RegistryError, Unit};
 pub use rules::{RouteDecision, RouteInput, Router, TriageReason};

@@ -8,18 +8,9 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use rstar::{AABB, RTree, RTreeObject};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Level, UnitPath};
+use crate::domain::{Level, Person, UnitPath};
 
 pub const BUNDLED: &str = include_str!("../../data/registry/shinan.json");
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Person {
-    pub id: String,
-    pub role: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

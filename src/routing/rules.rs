@@ -69,6 +69,8 @@ impl Router {
         let category = classified.map(|c| c.category);
         let target = match (&location, category) {
             (None, _) => Err(TriageReason::NotLocated),
+            // A building team answers for everything in its building.
+            (Some(l), _) if self.is_special(l) => Ok(l.unit.clone()),
             (Some(_), None) => Err(TriageReason::NotClassified),
             (Some(l), Some(c)) => Ok(self.responsible_unit(l, c)),
         };
@@ -93,15 +95,15 @@ impl Router {
         }
     }
 
-    fn responsible_unit(&self, location: &Location, category: Category) -> UnitPath {
-        let special = location
+    fn is_special(&self, location: &Location) -> bool {
+        location
             .grid
             .as_ref()
             .and_then(|g| self.registry.unit(g))
-            .is_some_and(|u| u.grid_kind == Some(super::GridKind::Special));
-        if special {
-            return location.unit.clone();
-        }
+            .is_some_and(|u| u.grid_kind == Some(super::GridKind::Special))
+    }
+
+    fn responsible_unit(&self, location: &Location, category: Category) -> UnitPath {
         let level = match category {
             Category::Livelihood => Level::Community,
             Category::Enforcement | Category::Development => Level::Street,
@@ -170,14 +172,11 @@ mod tests {
 
     #[test]
     fn a_special_grid_goes_to_its_building_team_whatever_the_category() {
-        let d = router().decide(&RouteInput {
-            content: "写字楼电梯故障",
-            building_id: Some("B002"),
-            category: Some(Category::Enforcement),
-            ..Default::default()
-        });
-        assert_eq!((d.unit.as_str(), d.level), ("shinan.badahu.tiantailu.s01", Level::Grid));
-        assert_eq!(d.handler.unwrap().role, "building_steward");
+        for (content, category) in [("写字楼电梯故障", Some(Category::Enforcement)), ("空调不制冷", None)] {
+            let d = router().decide(&RouteInput { content, building_id: Some("B002"), category, ..Default::default() });
+            assert_eq!((d.status, d.unit.as_str(), d.level), (Status::Assigned, "shinan.badahu.tiantailu.s01", Level::Grid));
+            assert_eq!(d.handler.unwrap().role, "building_steward");
+        }
     }
 
     #[test]

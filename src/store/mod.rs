@@ -8,11 +8,14 @@ mod outbox;
 mod petitions;
 mod records;
 mod rejections;
+mod routing;
 
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
-pub use records::{GeoJsonPoint, LocationRecord, PetitionRecord};
+pub use crate::domain::{GeoJsonPoint, LocationRecord};
+pub use records::{DeadlinesRecord, PetitionRecord};
 pub use rejections::RejectionRecord;
+pub use routing::{REGISTRY, Routed, UNITS};
 
 use anyhow::Context;
 use mongodb::bson::{Document, doc};

@@ -4,13 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bus::{Exchange, Outgoing};
-use crate::domain::{Event, Outbound};
+use crate::domain::{Assignment, Event, Outbound};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutboxMessage {
     Event { id: String, event: Event },
     Outbound { id: String, message: Outbound },
+    Dispatch { id: String, assignment: Assignment },
 }
 
 impl OutboxMessage {
@@ -28,9 +29,16 @@ impl OutboxMessage {
         }
     }
 
+    pub fn dispatch(assignment: Assignment) -> Self {
+        OutboxMessage::Dispatch {
+            id: assignment.message_id(),
+            assignment,
+        }
+    }
+
     pub fn id(&self) -> &str {
         match self {
-            OutboxMessage::Event { id, .. } | OutboxMessage::Outbound { id, .. } => id,
+            OutboxMessage::Event { id, .. } | OutboxMessage::Outbound { id, .. } | OutboxMessage::Dispatch { id, .. } => id,
         }
     }
 
@@ -39,6 +47,9 @@ impl OutboxMessage {
             OutboxMessage::Event { event, .. } => (Exchange::Events, event.kind.routing_key(), to_json(event)),
             OutboxMessage::Outbound { message, .. } => {
                 (Exchange::Outbound, message.channel.as_str().to_owned(), to_json(message))
+            }
+            OutboxMessage::Dispatch { assignment, .. } => {
+                (Exchange::Dispatch, assignment.routing_key(), to_json(assignment))
             }
         };
         Outgoing::json(exchange, key, body, self.id())

@@ -62,23 +62,33 @@ impl Store {
     }
 
     /// Adds the attachment once (keyed by its message id); a location also
-    /// becomes the petition's point if it has none yet.
+    /// becomes the petition's point if it has none yet. The point is set
+    /// first, so whoever sees the attachment also sees the point.
     pub async fn attach(&self, id: &PetitionId, attachment: &AttachmentRecord) -> anyhow::Result<()> {
-        let filter = doc! { "_id": id.as_str(), "attachments.message_id": { "$ne": &attachment.message_id } };
-        let mut set = doc! { "updated_at": bson::DateTime::now() };
-        let push = doc! { "attachments": bson::to_bson(attachment)? };
         let petitions = self.collection::<bson::Document>(PETITIONS);
-        petitions
-            .update_one(filter.clone(), doc! { "$push": push.clone(), "$set": set.clone(), "$inc": { "version": 1 } })
-            .await?;
+        let not_yet = doc! { "_id": id.as_str(), "attachments.message_id": { "$ne": &attachment.message_id } };
         if attachment.kind == AttachmentKind::Location
             && let Some(point) = &attachment.point
         {
-            set.insert("location.point", bson::to_bson(point)?);
+            let mut filter = not_yet.clone();
+            filter.insert("location.point", bson::Bson::Null);
             petitions
-                .update_one(doc! { "_id": id.as_str(), "location.point": null }, doc! { "$set": set })
+                .update_one(
+                    filter,
+                    doc! { "$set": { "location.point": bson::to_bson(point)?, "updated_at": bson::DateTime::now() }, "$inc": { "version": 1 } },
+                )
                 .await?;
         }
+        petitions
+            .update_one(
+                not_yet,
+                doc! {
+                    "$push": { "attachments": bson::to_bson(attachment)? },
+                    "$set": { "updated_at": bson::DateTime::now() },
+                    "$inc": { "version": 1 },
+                },
+            )
+            .await?;
         Ok(())
     }
 

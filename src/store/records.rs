@@ -5,35 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::OutboxMessage;
 use crate::domain::{
-    Attachment, AttachmentKind, Category, Citizen, Classification, GeoPoint, NewPetition, PetitionId,
-    ReceiptTimeNote, RoutingHints, Source, Status,
+    Attachment, AttachmentKind, Category, Citizen, Classification, GeoJsonPoint, LocationRecord, NewPetition,
+    PetitionId, ReceiptTimeNote, RoutingHints, Source, Status,
 };
-
-/// GeoJSON, so a `2dsphere` index and `$geoWithin` work on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GeoJsonPoint {
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `[lng, lat]`, GeoJSON order.
-    pub coordinates: [f64; 2],
-}
-
-impl From<GeoPoint> for GeoJsonPoint {
-    fn from(p: GeoPoint) -> Self {
-        GeoJsonPoint {
-            kind: "Point".to_owned(),
-            coordinates: [p.lng(), p.lat()],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LocationRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub point: Option<GeoJsonPoint>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttachmentRecord {
@@ -94,6 +68,9 @@ pub struct PetitionRecord {
     pub status: Status,
     pub deadlines: Option<DeadlinesRecord>,
     pub escalation_level: i32,
+    /// How many times the petition has been dispatched to a unit.
+    #[serde(default)]
+    pub dispatch_attempts: u32,
     /// Receipt time: the start of every clock.
     pub received_at: DateTime,
     /// Set when the channel's timestamp was missing or implausible.
@@ -132,6 +109,7 @@ impl PetitionRecord {
             status: Status::Received,
             deadlines: None,
             escalation_level: 0,
+            dispatch_attempts: 0,
             received_at: p.received.at.into(),
             receipt_time_note: p.received.note,
             created_at: now.into(),

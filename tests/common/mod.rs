@@ -126,8 +126,12 @@ impl TestApp {
 
     /// Every role running in-process, as `nuannan run` does.
     pub async fn spawn() -> TestApp {
+        Self::spawn_roles(&Role::ALL).await
+    }
+
+    pub async fn spawn_roles(roles: &[Role]) -> TestApp {
         let mut app = Self::without_workers().await;
-        app.start_workers(&Role::ALL);
+        app.start_workers(roles);
         app
     }
 
@@ -185,9 +189,23 @@ impl TestApp {
         Tap::open(&self.conn, &workers::topology(&self.settings).exchange(exchange)).await
     }
 
-    pub async fn drop_database(&self) {
-        let _ = self.store.database().drop().await;
+    /// Stops the workers and removes the test's namespace and database:
+    /// quorum queues are heavy, and a shared broker must not fill up.
+    pub async fn cleanup(mut self) {
+        if self.workers.is_some() {
+            self.stop_workers().await;
+        }
+        teardown(&self.settings).await;
     }
+}
+
+pub async fn teardown(settings: &Settings) {
+    let conn = bus::connect(&settings.amqp.url, "nuannan-test-teardown").await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    workers::topology(settings).delete(&ch).await.expect("deleting the test namespace");
+    let _ = conn.close(200, "bye".into()).await;
+    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await.unwrap();
+    let _ = store.database().drop().await;
 }
 
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
