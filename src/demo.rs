@@ -122,8 +122,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
 
     let mut receipts = HashMap::new();
     for s in &samples {
-        let outcome = wait_for_outcome(&store, s).await?;
-        if let Some(id) = outcome.get_str("_id").ok().filter(|_| outcome.contains_key("status")) {
+        let mut outcome = wait_for_outcome(&store, s).await?;
+        if let Some(id) = outcome.get_str("_id").ok().filter(|_| outcome.contains_key("status")).map(str::to_owned) {
+            outcome = wait_for_routing(&store, &id).await?;
+            let id = id.as_str();
             while !receipts.contains_key(id) {
                 collect_receipts(&conn, &topology, &mut receipts).await?;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -162,6 +164,19 @@ async fn wait_for_outcome(store: &Store, s: &Sample) -> anyhow::Result<Document>
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     anyhow::bail!("no outcome for {} after 30 s: is `nuannan run` running?", s.what)
+}
+
+/// The route role sets the unit right after intake.
+async fn wait_for_routing(store: &Store, id: &str) -> anyhow::Result<Document> {
+    let petitions = store.database().collection::<Document>(PETITIONS);
+    for _ in 0..150 {
+        let p = petitions.find_one(doc! { "_id": id }).await?.context("petition vanished")?;
+        if p.get_str("status").is_ok_and(|s| s != "received") {
+            return Ok(p);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("petition {id} was not routed after 30 s")
 }
 
 async fn petition_or_rejection(store: &Store, s: &Sample) -> anyhow::Result<Option<Document>> {
@@ -208,6 +223,8 @@ fn describe(outcome: &Document, receipts: &HashMap<String, String>) -> String {
     }
     let id = outcome.get_str("_id").unwrap_or_default();
     let status = outcome.get_str("status").unwrap_or_default();
+    let unit = outcome.get_str("unit").unwrap_or("-");
+    let category = outcome.get_str("category").unwrap_or("unclassified");
     let receipt = receipts.get(id).map(String::as_str).unwrap_or("(no receipt yet)");
-    format!("petition {id} [{status}]\n{:<45}receipt via {receipt}", "")
+    format!("petition {id}: {status} → {unit} ({category})\n{:<45}receipt via {receipt}", "")
 }
