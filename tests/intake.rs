@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestApp, app_petition, fixture, hotline_order, wait_for, wechat_location, wechat_text};
-use common::schemas::assert_valid;
+use common::schemas::assert_all_valid;
 use mongodb::bson::doc;
 use nuannan::bus::Exchange;
 use nuannan::workers::Role;
@@ -58,12 +58,8 @@ async fn each_channel_becomes_a_petition_with_event_and_receipt_on_its_own_chann
     let old = app.wait_for_petition("wechat", "1234567890123456").await;
     assert_eq!(old.get_str("receipt_time_note").unwrap(), "too_old");
 
-    for m in events.messages().await {
-        assert_valid("messages/event.schema.json", &m.body);
-    }
-    for m in outbound.messages().await {
-        assert_valid("messages/outbound.schema.json", &m.body);
-    }
+    assert_all_valid(&events, "messages/event.schema.json").await;
+    assert_all_valid(&outbound, "messages/outbound.schema.json").await;
     app.cleanup().await;
 }
 

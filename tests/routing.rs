@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::schemas::assert_valid;
+use common::schemas::assert_all_valid;
 use common::{TestApp, hotline_order, wait_for, wechat_text};
 use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Outgoing};
@@ -60,12 +60,8 @@ async fn each_rule_sends_the_petition_to_the_right_unit_with_deadlines() {
     }
     let triaged = app.find_one("petitions", doc! { "source.message_id": "7001" }).await.unwrap();
     assert_eq!(triaged.get_document("routing").unwrap().get_str("triage_reason").unwrap(), "not_located");
-    for m in dispatch.messages().await {
-        assert_valid("messages/assignment.schema.json", &m.body);
-    }
-    for m in events.messages().await {
-        assert_valid("messages/event.schema.json", &m.body);
-    }
+    assert_all_valid(&dispatch, "messages/assignment.schema.json").await;
+    assert_all_valid(&events, "messages/event.schema.json").await;
     app.cleanup().await;
 }
 

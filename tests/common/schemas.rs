@@ -23,3 +23,10 @@ pub fn assert_valid(path: &str, instance: &Value) {
     let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{instance} violates {path}: {errors:?}");
 }
+
+/// Every message a tap has seen is valid against `path`.
+pub async fn assert_all_valid(tap: &super::Tap, path: &str) {
+    for m in tap.messages().await {
+        assert_valid(path, &m.body);
+    }
+}
