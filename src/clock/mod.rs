@@ -2,7 +2,9 @@
 
 mod calendar;
 mod deadlines;
+mod escalation;
 
 pub use calendar::{Calendar, CalendarError};
 pub use crate::domain::Deadlines;
 pub use deadlines::{DeadlinePolicy, working_days};
+pub use escalation::{ClockKind, Clocks, Due, Escalation, Window, escalate};
