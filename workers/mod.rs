@@ -2,6 +2,7 @@
 //! publish — driven by the shared consume loop in [`crate::bus`]; this module
 //! supervises them: connect, declare, consume, reconnect with backoff.
 
+mod deadline;
 mod normalize;
 mod outbox;
 mod route;
@@ -16,6 +17,7 @@ use crate::bus::{self, Publisher, Topology, WorkQueue};
 use crate::config::Settings;
 use crate::store::Store;
 
+pub use deadline::DeadlineWorker;
 pub use normalize::Normalizer;
 pub use route::RouteWorker;
 
@@ -23,15 +25,17 @@ pub use route::RouteWorker;
 pub enum Role {
     Normalize,
     Route,
+    Deadline,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Normalize, Role::Route];
+    pub const ALL: [Role; 3] = [Role::Normalize, Role::Route, Role::Deadline];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Normalize => "normalize",
             Role::Route => "route",
+            Role::Deadline => "deadline",
         }
     }
 }
@@ -115,6 +119,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
             let handler = RouteWorker::new(settings, store.clone(), publisher).await?;
             bus::consume(&conn, &topology.queue(WorkQueue::Route), prefetch, &handler, shutdown).await
         }
+        Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
     };
     let _ = conn.close(200, "bye".into()).await;
     result

@@ -14,7 +14,7 @@ pub async fn flush(store: &Store, publisher: &Publisher, id: &PetitionId, outbox
         .iter()
         .filter_map(|m| match m {
             OutboxMessage::Event { event, .. } => Some(event),
-            OutboxMessage::Outbound { .. } | OutboxMessage::Dispatch { .. } => None,
+            _ => None,
         })
         .collect();
     store.append_events(&events).await?;

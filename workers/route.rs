@@ -14,7 +14,8 @@ use crate::bus::{Handler, Outcome, Publisher};
 use crate::config::Settings;
 use crate::domain::{Assignment, Event, EventType, Status};
 use crate::routing::{Classifier, Registry, RouteDecision, RouteInput, Router};
-use crate::store::{OutboxMessage, PetitionRecord, Routed, Store};
+use crate::clock::{Clocks, Window};
+use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Routed, Store};
 
 /// Concurrent changes (a WeChat location attached meanwhile) are rare; a
 /// few fresh attempts settle them.
@@ -24,6 +25,7 @@ pub struct RouteWorker {
     store: Store,
     publisher: Publisher,
     router: Router,
+    warn_ratio: f64,
 }
 
 impl Handler for RouteWorker {
@@ -57,7 +59,7 @@ impl RouteWorker {
             classifier: Classifier::bundled(),
             deadlines: settings.deadline_policy(),
         };
-        Ok(RouteWorker { store, publisher, router })
+        Ok(RouteWorker { store, publisher, router, warn_ratio: settings.deadline.warn_ratio })
     }
 
     async fn route(&self, event: &Event) -> anyhow::Result<()> {
@@ -70,10 +72,11 @@ impl RouteWorker {
                 return outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await;
             }
             let decision = self.router.decide(&input(&petition));
-            let routed = routed(&petition, &decision);
+            let routed = routed(&petition, &decision, self.warn_ratio);
+            let announcements = routed.outbox.clone();
             if self.store.route_petition(petition.id.as_str(), petition.version, routed).await? {
-                let petition = self.store.petition(&event.petition_id).await?.expect("just updated");
-                outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await?;
+                // Only what this update wrote: another worker's entries are its own to publish.
+                outbox::flush(&self.store, &self.publisher, &petition.id, &announcements).await?;
                 tracing::info!(
                     petition_id = %petition.id,
                     unit = %decision.unit,
@@ -104,7 +107,7 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
     }
 }
 
-fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision) -> Routed<'a> {
+fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision, warn_ratio: f64) -> Routed<'a> {
     let version = p.version + 1;
     let attempt = p.dispatch_attempts + 1;
     let assignment = Assignment {
@@ -140,6 +143,13 @@ fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision) -> Routed<'a> {
         status: d.status,
         deadlines: d.deadlines,
         routing: mongodb::bson::to_document(&details).unwrap_or_else(|_| doc! {}),
+        clock: ClockRecord::new(
+            &Clocks {
+                respond: Some(Window::new(p.received_at.to_chrono(), d.deadlines.respond_by)),
+                resolve: Some(Window::new(p.received_at.to_chrono(), d.deadlines.resolve_by)),
+            },
+            warn_ratio,
+        ),
         outbox: vec![OutboxMessage::dispatch(assignment), OutboxMessage::event(event)],
     }
 }

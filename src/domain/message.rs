@@ -174,3 +174,27 @@ impl Assignment {
         format!("{}/dispatch/{}", self.petition_id, self.attempt)
     }
 }
+
+/// A warning or a breach, published on `{ns}.escalations` with key
+/// `<level>.<unit path>` (breach) or `warning.<unit path>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationNotice {
+    pub petition_id: PetitionId,
+    pub reason: String,
+    pub from_unit: UnitPath,
+    pub to_unit: UnitPath,
+    pub to_level: Level,
+    pub due_at: DateTime<Utc>,
+    /// `None` for a warning.
+    pub breached_at: Option<DateTime<Utc>>,
+    pub responsible: Option<Person>,
+}
+
+impl EscalationNotice {
+    pub fn routing_key(&self) -> String {
+        match self.breached_at {
+            Some(_) => format!("{}.{}", self.to_level.as_str(), self.to_unit),
+            None => format!("warning.{}", self.to_unit),
+        }
+    }
+}

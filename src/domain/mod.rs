@@ -7,7 +7,7 @@ mod receipt;
 mod unit;
 
 pub use channel::{Channel, UnknownChannel};
-pub use message::{Assignment, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
+pub use message::{Assignment, EscalationNotice, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
     Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord,
     NewPetition, PetitionId, RoutingHints, Source, Status,

@@ -2,6 +2,7 @@
 
 mod attachments;
 mod channel_events;
+mod clock;
 mod counters;
 mod events;
 mod outbox;
@@ -10,6 +11,7 @@ mod records;
 mod rejections;
 mod routing;
 
+pub use clock::{ClockRecord, WindowRecord};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
@@ -68,6 +70,16 @@ impl Store {
         // The citizen's latest petition, for WeChat attachments.
         petitions
             .create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 }))
+            .await?;
+        petitions.create_index(plain(doc! { "clock.next_at": 1 })).await?;
+        // Sparse: only petitions with pending publications are indexed.
+        petitions
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "outbox.id": 1 })
+                    .options(IndexOptions::builder().sparse(true).build())
+                    .build(),
+            )
             .await?;
         self.db
             .collection::<Document>(EVENTS)

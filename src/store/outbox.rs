@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bus::{Exchange, Outgoing};
-use crate::domain::{Assignment, Event, Outbound};
+use crate::domain::{Assignment, EscalationNotice, Event, Outbound};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -12,6 +12,7 @@ pub enum OutboxMessage {
     Event { id: String, event: Event },
     Outbound { id: String, message: Outbound },
     Dispatch { id: String, assignment: Assignment },
+    Escalation { id: String, notice: EscalationNotice },
 }
 
 impl OutboxMessage {
@@ -38,7 +39,10 @@ impl OutboxMessage {
 
     pub fn id(&self) -> &str {
         match self {
-            OutboxMessage::Event { id, .. } | OutboxMessage::Outbound { id, .. } | OutboxMessage::Dispatch { id, .. } => id,
+            OutboxMessage::Event { id, .. }
+            | OutboxMessage::Outbound { id, .. }
+            | OutboxMessage::Dispatch { id, .. }
+            | OutboxMessage::Escalation { id, .. } => id,
         }
     }
 
@@ -51,6 +55,7 @@ impl OutboxMessage {
             OutboxMessage::Dispatch { assignment, .. } => {
                 (Exchange::Dispatch, assignment.routing_key(), to_json(assignment))
             }
+            OutboxMessage::Escalation { notice, .. } => (Exchange::Escalations, notice.routing_key(), to_json(notice)),
         };
         Outgoing::json(exchange, key, body, self.id())
     }

@@ -103,12 +103,14 @@ impl Store {
         Ok(())
     }
 
-    /// Petitions whose outbox still holds messages, oldest first.
-    pub async fn petitions_with_pending_outbox(&self, limit: i64) -> anyhow::Result<Vec<PetitionRecord>> {
+    /// Petitions whose outbox still holds messages and that have not
+    /// changed since `before`, oldest first.
+    pub async fn stale_outboxes(&self, before: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<PetitionRecord>> {
         use futures::TryStreamExt;
+        let before: bson::DateTime = before.into();
         let cursor = self
             .petitions()
-            .find(doc! { "outbox.0": { "$exists": true } })
+            .find(doc! { "outbox.id": { "$exists": true }, "updated_at": { "$lt": before } })
             .sort(doc! { "updated_at": 1 })
             .limit(limit)
             .await?;

@@ -68,6 +68,9 @@ pub struct PetitionRecord {
     pub status: Status,
     pub deadlines: Option<DeadlinesRecord>,
     pub escalation_level: i32,
+    /// The running clocks (DESIGN §8); set by routing, kept by the deadline role.
+    #[serde(default)]
+    pub clock: Option<super::ClockRecord>,
     /// How many times the petition has been dispatched to a unit.
     #[serde(default)]
     pub dispatch_attempts: u32,
@@ -110,6 +113,7 @@ impl PetitionRecord {
             deadlines: None,
             escalation_level: 0,
             dispatch_attempts: 0,
+            clock: None,
             received_at: p.received.at.into(),
             receipt_time_note: p.received.note,
             created_at: now.into(),

@@ -19,6 +19,7 @@ pub struct Routed<'a> {
     pub deadlines: Deadlines,
     /// How it was placed and classified, for the audit and triage operators.
     pub routing: Document,
+    pub clock: super::ClockRecord,
     pub outbox: Vec<OutboxMessage>,
 }
 
@@ -38,6 +39,7 @@ impl Store {
                     "resolve_by": bson::DateTime::from(r.deadlines.resolve_by),
                 },
                 "routing": r.routing,
+                "clock": bson::to_bson(&r.clock)?,
                 "updated_at": bson::DateTime::now(),
             },
             "$inc": { "version": 1, "dispatch_attempts": 1 },

@@ -101,14 +101,17 @@ pub struct TestApp {
     pub publisher: Publisher,
     pub conn: lapin::Connection,
     shutdown: CancellationToken,
-    workers: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    workers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
     /// Topology declared, workers not started: for tests that arrange
     /// state first or run the binary themselves.
     pub async fn without_workers() -> TestApp {
-        let settings = test_settings().await;
+        Self::with_settings(test_settings().await).await
+    }
+
+    pub async fn with_settings(settings: Settings) -> TestApp {
         workers::declare_topology(&settings).await.expect("declaring topology");
         let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await.unwrap();
         store.ensure_indexes().await.unwrap();
@@ -120,7 +123,7 @@ impl TestApp {
             publisher,
             conn,
             shutdown: CancellationToken::new(),
-            workers: None,
+            workers: Vec::new(),
         }
     }
 
@@ -137,13 +140,13 @@ impl TestApp {
 
     pub fn start_workers(&mut self, roles: &[Role]) {
         let (settings, token, roles) = (self.settings.clone(), self.shutdown.clone(), roles.to_vec());
-        self.workers = Some(tokio::spawn(async move { workers::run(&settings, &roles, token).await }));
+        self.workers.push(tokio::spawn(async move { workers::run(&settings, &roles, token).await }));
     }
 
     /// Graceful stop, as on SIGTERM.
     pub async fn stop_workers(&mut self) {
         self.shutdown.cancel();
-        if let Some(handle) = self.workers.take() {
+        for handle in self.workers.drain(..) {
             handle.await.expect("workers task").expect("workers stop cleanly");
         }
         self.shutdown = CancellationToken::new();
@@ -192,9 +195,7 @@ impl TestApp {
     /// Stops the workers and removes the test's namespace and database:
     /// quorum queues are heavy, and a shared broker must not fill up.
     pub async fn cleanup(mut self) {
-        if self.workers.is_some() {
-            self.stop_workers().await;
-        }
+        self.stop_workers().await;
         teardown(&self.settings).await;
     }
 }

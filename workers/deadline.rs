@@ -1,0 +1,176 @@
+//! The `deadline` role: every `deadline.scan_interval_ms` it reads the
+//! petitions whose next warning or breach is due (an indexed range on
+//! `clock.next_at`), decides with the pure clock rules, and claims each with
+//! a conditional update on `version`, so any number of deadline workers
+//! never fire the same warning or escalation twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use mongodb::bson::{self, doc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::outbox;
+use crate::bus::Publisher;
+use crate::clock::{ClockKind, DeadlinePolicy, Due, escalate, working_days};
+use crate::config::Settings;
+use crate::domain::{Assignment, EscalationNotice, Event, EventType, UnitPath};
+use crate::routing::Registry;
+use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Store};
+
+/// Petitions handled per scan; the rest are due next scan.
+const BATCH: i64 = 500;
+
+/// An outbox entry this old lost its publisher.
+const STALE_OUTBOX_SECS: i64 = 30;
+
+pub struct DeadlineWorker {
+    store: Store,
+    publisher: Publisher,
+    registry: Arc<Registry>,
+    policy: DeadlinePolicy,
+    warn_ratio: f64,
+    interval: Duration,
+}
+
+impl DeadlineWorker {
+    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
+        let registry = match store.registry_source().await? {
+            Some(source) => Registry::from_json(&source)?,
+            None => Registry::bundled(),
+        };
+        Ok(DeadlineWorker {
+            store,
+            publisher,
+            registry: Arc::new(registry),
+            policy: settings.deadline_policy(),
+            warn_ratio: settings.deadline.warn_ratio,
+            interval: Duration::from_millis(settings.deadline.scan_interval_ms),
+        })
+    }
+
+    pub async fn run(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+            let now = Utc::now();
+            for petition in self.store.due_petitions(now, BATCH).await? {
+                if let Err(e) = self.fire(&petition, now).await {
+                    tracing::warn!(petition_id = %petition.id, error = format!("{e:#}"), "deadline action failed; retried next scan");
+                }
+            }
+            self.sweep_outboxes(now).await?;
+        }
+    }
+
+    async fn fire(&self, p: &PetitionRecord, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+        let Some(record) = p.clock else { return Ok(()) };
+        let clocks = record.clocks();
+        let Some(unit) = p.unit.as_ref().and_then(|u| u.parse::<UnitPath>().ok()) else { return Ok(()) };
+        let version = p.version + 1;
+        let mut announcements = Vec::new();
+        let update = match clocks.due(now, self.warn_ratio) {
+            // next_at was stale (a clock stopped meanwhile): re-index only.
+            None => doc! { "$set": { "clock": bson::to_bson(&ClockRecord::new(&clocks, self.warn_ratio))? } },
+            Some(Due::Warning(kind)) => {
+                let window = clocks.window(kind).expect("due window exists");
+                let notice = self.notice(p, kind, &unit, &unit, window.due, None);
+                let event = Event::new(&p.id, version, EventType::Warned, now, json!({ "clock": kind, "unit": unit, "due_at": window.due }));
+                announcements = vec![
+                    OutboxMessage::Escalation { id: format!("{}/warning/{version}", p.id), notice },
+                    OutboxMessage::event(event),
+                ];
+                doc! {
+                    "$set": { "clock": bson::to_bson(&ClockRecord::new(&clocks.warned(kind), self.warn_ratio))?, "updated_at": bson::DateTime::now() },
+                    "$push": { "outbox": { "$each": bson::to_bson(&announcements)? } },
+                }
+            }
+            Some(Due::Breach(kind)) => {
+                let days = working_days(p.time_limit_days, p.urgent, None, p.category);
+                let esc = escalate(&clocks, kind, &unit, now, &self.policy, days);
+                let notice = self.notice(p, kind, &unit, &esc.to_unit, esc.due_at, Some(now));
+                let responsible = notice.responsible.clone();
+                let deadlines = crate::domain::Deadlines {
+                    respond_by: esc.clocks.respond.map_or(now, |w| w.due),
+                    resolve_by: esc.clocks.resolve.map_or(now, |w| w.due),
+                };
+                let attempt = p.dispatch_attempts + 1;
+                let assignment = Assignment {
+                    petition_id: p.id.clone(),
+                    unit: esc.to_unit.clone(),
+                    level: esc.to_level,
+                    category: p.category,
+                    content: p.content.clone(),
+                    location: p.location.clone(),
+                    deadlines,
+                    handler: self.registry.unit(&esc.to_unit).and_then(|u| u.handler().cloned()),
+                    attempt,
+                };
+                let details = json!({ "clock": kind, "from_unit": unit, "to_unit": esc.to_unit, "at_top": esc.at_top, "due_at": esc.due_at, "responsible": responsible });
+                let event = Event::new(&p.id, version, EventType::Escalated, now, details);
+                announcements = vec![
+                    OutboxMessage::Escalation { id: format!("{}/escalation/{version}", p.id), notice },
+                    OutboxMessage::dispatch(assignment),
+                    OutboxMessage::event(event),
+                ];
+                let breach = doc! {
+                    "clock": bson::to_bson(&kind)?, "unit": unit.as_str(), "responsible": bson::to_bson(&responsible)?,
+                    "due_at": bson::DateTime::from(esc.due_at), "breached_at": bson::DateTime::from(now),
+                };
+                doc! {
+                    "$set": {
+                        "unit": esc.to_unit.as_str(),
+                        "deadlines": { "respond_by": bson::DateTime::from(deadlines.respond_by), "resolve_by": bson::DateTime::from(deadlines.resolve_by) },
+                        "clock": bson::to_bson(&ClockRecord::new(&esc.clocks, self.warn_ratio))?,
+                        "updated_at": bson::DateTime::now(),
+                    },
+                    "$inc": { "escalation_level": if esc.at_top { 0 } else { 1 }, "dispatch_attempts": 1 },
+                    "$push": { "outbox": { "$each": bson::to_bson(&announcements)? }, "breaches": breach },
+                }
+            }
+        };
+        if self.store.update_if_version(p.id.as_str(), p.version, update).await? {
+            outbox::flush(&self.store, &self.publisher, &p.id, &announcements).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes what a worker wrote to an outbox but did not get to
+    /// publish (it crashed in between): entries untouched for a while.
+    async fn sweep_outboxes(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+        for p in self.store.stale_outboxes(now - chrono::Duration::seconds(STALE_OUTBOX_SECS), BATCH).await? {
+            tracing::warn!(petition_id = %p.id, pending = p.outbox.len(), "publishing a stale outbox");
+            outbox::flush(&self.store, &self.publisher, &p.id, &p.outbox).await?;
+        }
+        Ok(())
+    }
+
+    fn notice(
+        &self,
+        p: &PetitionRecord,
+        kind: ClockKind,
+        from: &UnitPath,
+        to: &UnitPath,
+        due_at: chrono::DateTime<Utc>,
+        breached_at: Option<chrono::DateTime<Utc>>,
+    ) -> EscalationNotice {
+        EscalationNotice {
+            petition_id: p.id.clone(),
+            reason: match kind {
+                ClockKind::Respond => "response_overdue",
+                ClockKind::Resolve => "resolution_overdue",
+            }
+            .to_owned(),
+            from_unit: from.clone(),
+            to_unit: to.clone(),
+            to_level: to.level(),
+            due_at,
+            breached_at,
+            responsible: self.registry.unit(from).and_then(|u| u.handler().cloned()),
+        }
+    }
+}
