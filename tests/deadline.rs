@@ -83,3 +83,29 @@ async fn an_accepted_petition_is_not_escalated_for_response() {
     assert_eq!(app.count("events", doc! { "petition_id": accepted.get_str("_id").unwrap(), "type": { "$in": ["escalated", "warned"] } }).await, 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_outbox_left_by_a_crashed_writer_is_published_by_the_sweep() {
+    let mut app = fast_app().await;
+    let events = app.tap(Exchange::Events).await;
+    app.start_workers(&[Role::Normalize]);
+    app.publish_intake("app", petition("orphan", 0), None).await;
+    let p = app.wait_for_petition("app", "orphan").await;
+    let id = p.get_str("_id").unwrap();
+    // What a worker leaves when it dies between its update and its publish.
+    let event_id = format!("{id}/v99");
+    let entry = doc! { "kind": "event", "id": &event_id, "event": {
+        "event_id": &event_id, "petition_id": id, "type": "progressed", "at": chrono::Utc::now().to_rfc3339(), "data": {},
+    } };
+    let long_ago = mongodb::bson::DateTime::from(chrono::Utc::now() - chrono::Duration::minutes(5));
+    app.collection("petitions")
+        .update_one(doc! { "_id": id }, doc! { "$push": { "outbox": entry }, "$set": { "updated_at": long_ago } })
+        .await
+        .unwrap();
+
+    app.start_workers(&[Role::Deadline]);
+    events.wait_for("the orphaned event", |m| m.message_id.as_deref() == Some(event_id.as_str())).await;
+    wait_for("outbox emptied", || app.find_one("petitions", doc! { "_id": id, "outbox": { "$size": 0 } })).await;
+    assert_eq!(app.count("events", doc! { "_id": &event_id }).await, 1, "appended to the audit log too");
+    app.cleanup().await;
+}
