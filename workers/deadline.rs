@@ -16,7 +16,7 @@ use super::outbox;
 use crate::bus::Publisher;
 use crate::clock::{ClockKind, DeadlinePolicy, Due, escalate, working_days};
 use crate::config::Settings;
-use crate::domain::{Assignment, EscalationNotice, Event, EventType, UnitPath};
+use crate::domain::{EscalationNotice, Event, EventType, UnitPath};
 use crate::routing::Registry;
 use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Store};
 
@@ -98,18 +98,8 @@ impl DeadlineWorker {
                     respond_by: esc.clocks.respond.map_or(now, |w| w.due),
                     resolve_by: esc.clocks.resolve.map_or(now, |w| w.due),
                 };
-                let attempt = p.dispatch_attempts + 1;
-                let assignment = Assignment {
-                    petition_id: p.id.clone(),
-                    unit: esc.to_unit.clone(),
-                    level: esc.to_level,
-                    category: p.category,
-                    content: p.content.clone(),
-                    location: p.location.clone(),
-                    deadlines,
-                    handler: self.registry.unit(&esc.to_unit).and_then(|u| u.handler().cloned()),
-                    attempt,
-                };
+                let handler = self.registry.unit(&esc.to_unit).and_then(|u| u.handler().cloned());
+                let assignment = super::assignment(p, &esc.to_unit, deadlines, handler);
                 let details = json!({ "clock": kind, "from_unit": unit, "to_unit": esc.to_unit, "at_top": esc.at_top, "due_at": esc.due_at, "responsible": responsible });
                 let event = Event::new(&p.id, version, EventType::Escalated, now, details);
                 announcements = vec![

@@ -51,6 +51,26 @@ impl FromStr for Role {
     }
 }
 
+/// The assignment of `petition` to `unit`: its next dispatch attempt.
+fn assignment(
+    petition: &crate::store::PetitionRecord,
+    unit: &crate::domain::UnitPath,
+    deadlines: crate::domain::Deadlines,
+    handler: Option<crate::domain::Person>,
+) -> crate::domain::Assignment {
+    crate::domain::Assignment {
+        petition_id: petition.id.clone(),
+        unit: unit.clone(),
+        level: unit.level(),
+        category: petition.category,
+        content: petition.content.clone(),
+        location: petition.location.clone(),
+        deadlines,
+        handler,
+        attempt: petition.dispatch_attempts + 1,
+    }
+}
+
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;

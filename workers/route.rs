@@ -12,7 +12,7 @@ use serde_json::json;
 use super::outbox;
 use crate::bus::{Handler, Outcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{Assignment, Event, EventType, Status};
+use crate::domain::{Event, EventType, Status};
 use crate::routing::{Classifier, Registry, RouteDecision, RouteInput, Router};
 use crate::clock::{Clocks, Window};
 use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Routed, Store};
@@ -109,18 +109,8 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
 
 fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision, warn_ratio: f64) -> Routed<'a> {
     let version = p.version + 1;
-    let attempt = p.dispatch_attempts + 1;
-    let assignment = Assignment {
-        petition_id: p.id.clone(),
-        unit: d.unit.clone(),
-        level: d.level,
-        category: d.category,
-        content: p.content.clone(),
-        location: p.location.clone(),
-        deadlines: d.deadlines,
-        handler: d.handler.clone(),
-        attempt,
-    };
+    let assignment = super::assignment(p, &d.unit, d.deadlines, d.handler.clone());
+    let attempt = assignment.attempt;
     let kind = if d.status == Status::Triage { EventType::Triaged } else { EventType::Assigned };
     let details = json!({
         "unit": d.unit,

@@ -57,16 +57,22 @@ pub fn working_days(time_limit: Option<u8>, urgent: bool, subcategory_class: Opt
     })
 }
 
+/// DESIGN §8's defaults on the bundled calendar, for tests.
+#[cfg(test)]
+pub(crate) fn default_policy() -> DeadlinePolicy {
+    DeadlinePolicy {
+        respond_within: Duration::hours(4),
+        office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
+        calendar: Arc::new(Calendar::bundled()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy() -> DeadlinePolicy {
-        DeadlinePolicy {
-            respond_within: Duration::hours(4),
-            office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
-            calendar: Arc::new(Calendar::bundled()),
-        }
+        default_policy()
     }
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -152,22 +152,12 @@ pub fn escalate(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use chrono::{Duration, NaiveTime};
+    use chrono::Duration;
 
     use super::*;
-    use crate::clock::Calendar;
+    use crate::clock::deadlines::default_policy as policy;
 
     const RATIO: f64 = 0.75;
-
-    fn policy() -> DeadlinePolicy {
-        DeadlinePolicy {
-            respond_within: Duration::hours(4),
-            office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
-            calendar: Arc::new(Calendar::bundled()),
-        }
-    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -1,7 +1,7 @@
 //! Working-day calendar and deadline arithmetic (DESIGN §8), pure.
 
 mod calendar;
-mod deadlines;
+pub(crate) mod deadlines;
 mod escalation;
 
 pub use calendar::{Calendar, CalendarError};

@@ -116,20 +116,13 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, NaiveTime};
-
     use super::*;
-    use crate::clock::Calendar;
 
     fn router() -> Router {
         Router {
             registry: Arc::new(Registry::bundled()),
             classifier: Classifier::bundled(),
-            deadlines: DeadlinePolicy {
-                respond_within: Duration::hours(4),
-                office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
-                calendar: Arc::new(Calendar::bundled()),
-            },
+            deadlines: crate::clock::deadlines::default_policy(),
         }
     }
 
