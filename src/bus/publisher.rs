@@ -63,10 +63,6 @@ impl Publisher {
         Ok(Publisher { channel, topology })
     }
 
-    pub fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
     pub async fn publish(&self, msg: &Outgoing) -> Result<(), PublishError> {
         self.publish_all(std::slice::from_ref(msg)).await
     }

@@ -46,13 +46,6 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
-
-    pub async fn count_events(&self, petition_id: &str, kind: &str) -> anyhow::Result<u64> {
-        Ok(self
-            .collection::<bson::Document>(EVENTS)
-            .count_documents(doc! { "petition_id": petition_id, "type": kind })
-            .await?)
-    }
 }
 
 fn only_duplicates(err: &mongodb::error::Error) -> bool {

@@ -48,11 +48,6 @@ impl Store {
         &self.db
     }
 
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        self.db.run_command(doc! { "ping": 1 }).await.context("pinging MongoDB")?;
-        Ok(())
-    }
-
     /// Idempotent; run by every role at start.
     pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
         let unique = |keys: Document| {
