@@ -55,6 +55,19 @@ pub enum Command {
         #[arg(long)]
         working_days: u8,
     },
+    /// Print the KPIs of petitions received in a period.
+    Report {
+        /// First day (YYYY-MM-DD, Asia/Shanghai) or RFC 3339 instant; default: everything.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, inclusive (YYYY-MM-DD) or RFC 3339 instant, exclusive; default: now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum)]
+        by: Option<crate::report::GroupBy>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::report::Format,
+    },
     /// Manage the unit registry in MongoDB.
     Registry {
         #[command(subcommand)]
@@ -77,6 +90,7 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Demo => crate::demo::run(&settings).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
         Command::Deadline { from, working_days } => deadline(&settings, &from, working_days),
+        Command::Report { from, to, by, format } => report(&settings, from, to, by, format).await,
         Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
     }
 }
@@ -113,6 +127,38 @@ fn deadline(settings: &Settings, from: &str, working_days: u8) -> anyhow::Result
     let due = settings.deadline_policy().resolve_by(from.with_timezone(&chrono::Utc), working_days);
     println!("{}", due.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339());
     Ok(())
+}
+
+async fn report(
+    settings: &Settings,
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<crate::report::GroupBy>,
+    format: crate::report::Format,
+) -> anyhow::Result<()> {
+    let from = from.map(|s| instant(&s, false)).transpose().context("--from")?.unwrap_or_default();
+    let to = to.map(|s| instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
+    let store = crate::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let rows: Vec<crate::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
+    println!("{}", crate::report::render(&rows, by, format));
+    Ok(())
+}
+
+/// A day (its start, or with `end` the start of the next day, in
+/// Asia/Shanghai) or an RFC 3339 instant.
+fn instant(s: &str, end: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let day = if end { day.succ_opt().context("date out of range")? } else { day };
+        let local = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        return local
+            .and_local_timezone(chrono_tz::Asia::Shanghai)
+            .single()
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .context("ambiguous local time");
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(s)
+        .context("expected YYYY-MM-DD or an RFC 3339 instant")?
+        .with_timezone(&chrono::Utc))
 }
 
 async fn load_registry(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {

@@ -15,6 +15,13 @@ pub struct Settings {
     pub mongodb: MongoSettings,
     pub intake: IntakeSettings,
     pub deadline: DeadlineSettings,
+    pub lifecycle: LifecycleSettings,
+    pub notify: crate::templates::Templates,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LifecycleSettings {
+    pub rating_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +126,22 @@ impl Settings {
         if !(self.deadline.warn_ratio > 0.0 && self.deadline.warn_ratio < 1.0) {
             return invalid("deadline.warn_ratio", "must be between 0 and 1 (exclusive)");
         }
+        if self.lifecycle.rating_days == 0 {
+            return invalid("lifecycle.rating_days", "must be at least 1");
+        }
+        let templates = [
+            ("notify.accepted", &self.notify.accepted),
+            ("notify.result", &self.notify.result),
+            ("notify.rating_request", &self.notify.rating_request),
+        ];
+        for (key, text) in templates {
+            if text.trim().is_empty() {
+                return invalid(key, "must not be empty");
+            }
+            if let Some(name) = crate::templates::unknown_placeholder(text) {
+                return invalid(key, &format!("unknown placeholder {name}"));
+            }
+        }
         Ok(())
     }
 
@@ -128,6 +151,10 @@ impl Settings {
 }
 
 impl Settings {
+    pub fn rating_period(&self) -> chrono::Duration {
+        chrono::Duration::days(self.lifecycle.rating_days.into())
+    }
+
     /// The deadline rules with the bundled working-day calendar.
     pub fn deadline_policy(&self) -> crate::clock::DeadlinePolicy {
         crate::clock::DeadlinePolicy {

@@ -5,8 +5,11 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod intake;
+pub mod lifecycle;
+pub mod report;
 pub mod routing;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 #[path = "../workers/mod.rs"]
 pub mod workers;

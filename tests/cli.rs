@@ -20,6 +20,8 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
         ("NUANNAN__MONGODB__DATABASE", "a/b", "mongodb.database"),
         ("NUANNAN__DEADLINE__OFFICE_CLOSE", "25:99", "deadline.office_close"),
         ("NUANNAN__DEADLINE__SCAN_INTERVAL_MS", "-5", "deadline.scan_interval_ms"),
+        ("NUANNAN__LIFECYCLE__RATING_DAYS", "0", "lifecycle.rating_days"),
+        ("NUANNAN__NOTIFY__RESULT", "办结：{reslut}", "notify.result"),
     ];
     for (key, value, named) in cases {
         let out = nuannan(&[(key, value)], &["topology"]);

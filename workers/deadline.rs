@@ -12,11 +12,12 @@ use mongodb::bson::{self, doc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox;
+use super::{outbox, transition};
 use crate::bus::Publisher;
-use crate::clock::{ClockKind, DeadlinePolicy, Due, escalate, working_days};
+use crate::clock::{ClockKind, DeadlinePolicy, Due, escalate};
+use crate::lifecycle;
 use crate::config::Settings;
-use crate::domain::{EscalationNotice, Event, EventType, UnitPath};
+use crate::domain::{EscalationNotice, EscalationReason, Event, EventType, UnitPath};
 use crate::routing::Registry;
 use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Store};
 
@@ -37,14 +38,10 @@ pub struct DeadlineWorker {
 
 impl DeadlineWorker {
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
-        let registry = match store.registry_source().await? {
-            Some(source) => Registry::from_json(&source)?,
-            None => Registry::bundled(),
-        };
         Ok(DeadlineWorker {
+            registry: Arc::new(super::registry(&store).await?),
             store,
             publisher,
-            registry: Arc::new(registry),
             policy: settings.deadline_policy(),
             warn_ratio: settings.deadline.warn_ratio,
             interval: Duration::from_millis(settings.deadline.scan_interval_ms),
@@ -89,8 +86,15 @@ impl DeadlineWorker {
                     "$push": { "outbox": { "$each": bson::to_bson(&announcements)? } },
                 }
             }
+            Some(Due::RatingExpired) => {
+                let t = lifecycle::expire_rating(&super::lifecycle::state(p, &unit));
+                let change = transition::Change { petition: p, unit: &unit, transition: &t, actor: None, command_id: None, now };
+                let (update, written) = transition::write(&change, &self.registry, self.warn_ratio)?;
+                announcements = written;
+                update
+            }
             Some(Due::Breach(kind)) => {
-                let days = working_days(p.time_limit_days, p.urgent, None, p.category);
+                let days = p.working_days();
                 let esc = escalate(&clocks, kind, &unit, now, &self.policy, days);
                 let notice = self.notice(p, kind, &unit, &esc.to_unit, esc.due_at, Some(now));
                 let responsible = notice.responsible.clone();
@@ -111,14 +115,21 @@ impl DeadlineWorker {
                     "clock": bson::to_bson(&kind)?, "unit": unit.as_str(), "responsible": bson::to_bson(&responsible)?,
                     "due_at": bson::DateTime::from(esc.due_at), "breached_at": bson::DateTime::from(now),
                 };
-                doc! {
-                    "$set": {
+                let mut set = doc! {
                         "unit": esc.to_unit.as_str(),
                         "deadlines": { "respond_by": bson::DateTime::from(deadlines.respond_by), "resolve_by": bson::DateTime::from(deadlines.resolve_by) },
                         "clock": bson::to_bson(&ClockRecord::new(&esc.clocks, self.warn_ratio))?,
                         "updated_at": bson::DateTime::now(),
-                    },
-                    "$inc": { "escalation_level": if esc.at_top { 0 } else { 1 }, "dispatch_attempts": 1 },
+                };
+                // Punctuality for the KPI report, unless already known.
+                match kind {
+                    ClockKind::Respond if p.kpi.responded_on_time.is_none() => set.insert("kpi.responded_on_time", false),
+                    ClockKind::Resolve if p.kpi.resolved_on_time.is_none() => set.insert("kpi.resolved_on_time", false),
+                    _ => None,
+                };
+                doc! {
+                    "$set": set,
+                    "$inc": { "escalation_level": if esc.at_top { 0 } else { 1 }, "dispatch_attempts": 1, "escalations": 1 },
                     "$push": { "outbox": { "$each": bson::to_bson(&announcements)? }, "breaches": breach },
                 }
             }
@@ -151,10 +162,9 @@ impl DeadlineWorker {
         EscalationNotice {
             petition_id: p.id.clone(),
             reason: match kind {
-                ClockKind::Respond => "response_overdue",
-                ClockKind::Resolve => "resolution_overdue",
-            }
-            .to_owned(),
+                ClockKind::Respond => EscalationReason::ResponseOverdue,
+                ClockKind::Resolve => EscalationReason::ResolutionOverdue,
+            },
             from_unit: from.clone(),
             to_unit: to.clone(),
             to_level: to.level(),

@@ -3,9 +3,12 @@
 //! supervises them: connect, declare, consume, reconnect with backoff.
 
 mod deadline;
+mod lifecycle;
 mod normalize;
+mod notify;
 mod outbox;
 mod route;
+mod transition;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -18,24 +21,30 @@ use crate::config::Settings;
 use crate::store::Store;
 
 pub use deadline::DeadlineWorker;
+pub use lifecycle::LifecycleWorker;
 pub use normalize::Normalizer;
+pub use notify::NotifyWorker;
 pub use route::RouteWorker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     Normalize,
     Route,
+    Lifecycle,
     Deadline,
+    Notify,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Normalize, Role::Route, Role::Deadline];
+    pub const ALL: [Role; 5] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Normalize => "normalize",
             Role::Route => "route",
+            Role::Lifecycle => "lifecycle",
             Role::Deadline => "deadline",
+            Role::Notify => "notify",
         }
     }
 }
@@ -69,6 +78,15 @@ fn assignment(
         handler,
         attempt: petition.dispatch_attempts + 1,
     }
+}
+
+/// The registry as last loaded into MongoDB (the route role seeds it with
+/// the bundled one on first start).
+async fn registry(store: &Store) -> anyhow::Result<crate::routing::Registry> {
+    Ok(match store.registry_source().await? {
+        Some(source) => crate::routing::Registry::from_json(&source)?,
+        None => crate::routing::Registry::bundled(),
+    })
 }
 
 /// Runs `roles` until `shutdown` fires.
@@ -138,6 +156,14 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
         Role::Route => {
             let handler = RouteWorker::new(settings, store.clone(), publisher).await?;
             bus::consume(&conn, &topology.queue(WorkQueue::Route), prefetch, &handler, shutdown).await
+        }
+        Role::Lifecycle => {
+            let handler = LifecycleWorker::new(settings, store.clone(), publisher).await?;
+            bus::consume(&conn, &topology.queue(WorkQueue::Lifecycle), prefetch, &handler, shutdown).await
+        }
+        Role::Notify => {
+            let handler = NotifyWorker::new(settings, store.clone(), publisher).await?;
+            bus::consume(&conn, &topology.queue(WorkQueue::Notify), prefetch, &handler, shutdown).await
         }
         Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
     };

@@ -137,6 +137,7 @@ fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision, warn_ratio: f64) -> Rout
             &Clocks {
                 respond: Some(Window::new(p.received_at.to_chrono(), d.deadlines.respond_by)),
                 resolve: Some(Window::new(p.received_at.to_chrono(), d.deadlines.resolve_by)),
+                rating_by: None,
             },
             warn_ratio,
         ),

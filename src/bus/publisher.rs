@@ -108,6 +108,40 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Answers a request on its `reply_to` queue (default exchange), with
+    /// confirms and `mandatory` like every publish: a vanished requester is
+    /// reported as `Returned`.
+    pub async fn reply(&self, reply_to: &str, correlation_id: Option<&str>, body: &[u8]) -> Result<(), PublishError> {
+        let mut props = BasicProperties::default().with_content_type("application/json".into());
+        if let Some(id) = correlation_id {
+            props = props.with_correlation_id(id.into());
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                ShortString::from(""),
+                ShortString::from(reply_to),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                props,
+            )
+            .await?;
+        let returned = |r: lapin::message::BasicReturnMessage| PublishError::Returned {
+            exchange: String::new(),
+            routing_key: reply_to.to_owned(),
+            reply_code: r.reply_code,
+            reply_text: r.reply_text.to_string(),
+        };
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(r)) | Confirmation::Nack(Some(r)) => Err(returned(r)),
+            Confirmation::Nack(None) => Err(PublishError::Nacked { exchange: String::new(), routing_key: reply_to.to_owned() }),
+            Confirmation::NotRequested => Err(PublishError::ConfirmsOff),
+        }
+    }
+}
+
 fn properties(msg: &Outgoing) -> BasicProperties {
     let mut props = BasicProperties::default()
         .with_delivery_mode(2)

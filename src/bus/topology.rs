@@ -58,6 +58,8 @@ impl Exchange {
 pub enum WorkQueue {
     Normalize,
     Route,
+    Lifecycle,
+    Notify,
 }
 
 impl WorkQueue {
@@ -65,6 +67,8 @@ impl WorkQueue {
         match self {
             WorkQueue::Normalize => "normalize",
             WorkQueue::Route => "route",
+            WorkQueue::Lifecycle => "lifecycle",
+            WorkQueue::Notify => "notify",
         }
     }
 
@@ -72,10 +76,13 @@ impl WorkQueue {
         match self {
             WorkQueue::Normalize => &[(Exchange::Intake, "#")],
             WorkQueue::Route => &[(Exchange::Events, "petition.received")],
+            WorkQueue::Lifecycle => &[(Exchange::Commands, "petition.*")],
+            // The receipt went out at intake; these are the other messages a citizen gets.
+            WorkQueue::Notify => &[(Exchange::Events, "petition.accepted"), (Exchange::Events, "petition.approved")],
         }
     }
 
-    const ALL: [WorkQueue; 2] = [WorkQueue::Normalize, WorkQueue::Route];
+    const ALL: [WorkQueue; 4] = [WorkQueue::Normalize, WorkQueue::Route, WorkQueue::Lifecycle, WorkQueue::Notify];
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,8 @@ impl Window {
 pub enum Due {
     Warning(ClockKind),
     Breach(ClockKind),
+    /// The citizen did not rate the approved result in time: close unrated.
+    RatingExpired,
 }
 
 /// A petition's clocks; `None` is a stopped clock.
@@ -62,6 +64,8 @@ pub enum Due {
 pub struct Clocks {
     pub respond: Option<Window>,
     pub resolve: Option<Window>,
+    /// Runs from the district's approval until the citizen rates.
+    pub rating_by: Option<DateTime<Utc>>,
 }
 
 impl Clocks {
@@ -73,6 +77,7 @@ impl Clocks {
             .into_iter()
             .filter_map(|(kind, w)| w.map(|w| (kind, w.next(ratio))))
             .map(|(kind, (at, breach))| (at, if breach { Due::Breach(kind) } else { Due::Warning(kind) }))
+            .chain(self.rating_by.map(|at| (at, Due::RatingExpired)))
             .min_by_key(|(at, _)| *at)
     }
 
@@ -146,7 +151,7 @@ pub fn escalate(
         to_unit,
         due_at,
         breached_at: now,
-        clocks: Clocks { respond, resolve },
+        clocks: Clocks { respond, resolve, rating_by: None },
     }
 }
 
@@ -169,6 +174,7 @@ mod tests {
         Clocks {
             respond: Some(Window::new(received, policy().respond_by(received))),
             resolve: Some(Window::new(received, policy().resolve_by(received, 2))),
+            rating_by: None,
         }
     }
 
@@ -191,6 +197,14 @@ mod tests {
         let (when, due) = c.next(RATIO).unwrap();
         assert_eq!(due, Due::Warning(ClockKind::Resolve));
         assert_eq!(when, at("2026-11-25T03:22:30+08:00"));
+    }
+
+    #[test]
+    fn an_unrated_result_expires() {
+        let deadline = at("2026-11-30T10:00:00+08:00");
+        let c = Clocks { rating_by: Some(deadline), ..Clocks::default() };
+        assert_eq!(c.due(deadline - Duration::seconds(1), RATIO), None);
+        assert_eq!(c.due(deadline, RATIO), Some(Due::RatingExpired));
     }
 
     #[test]

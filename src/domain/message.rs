@@ -175,12 +175,23 @@ impl Assignment {
     }
 }
 
-/// A warning or a breach, published on `{ns}.escalations` with key
-/// `<level>.<unit path>` (breach) or `warning.<unit path>`.
+/// Why a petition climbs (or returns) to another level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    ResponseOverdue,
+    ResolutionOverdue,
+    HandlerRequest,
+    Unsatisfied,
+    Refused,
+}
+
+/// A warning or an escalation, published on `{ns}.escalations` with key
+/// `<level>.<unit path>` (breach, 上报, 退单, unsatisfied) or `warning.<unit path>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EscalationNotice {
     pub petition_id: PetitionId,
-    pub reason: String,
+    pub reason: EscalationReason,
     pub from_unit: UnitPath,
     pub to_unit: UnitPath,
     pub to_level: Level,

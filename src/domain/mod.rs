@@ -1,13 +1,15 @@
 //! Pure domain types: no I/O here. Wire payloads become these at the edge.
 
 mod channel;
+mod command;
 mod message;
 mod petition;
 mod receipt;
 mod unit;
 
 pub use channel::{Channel, UnknownChannel};
-pub use message::{Assignment, EscalationNotice, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
+pub use command::{Action, Actor, ActorRole, BadCommand, Command, CommandReply, Rating, RefuseReason};
+pub use message::{Assignment, EscalationNotice, EscalationReason, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
     Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord,
     NewPetition, PetitionId, RoutingHints, Source, Status,

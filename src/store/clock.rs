@@ -18,6 +18,8 @@ pub struct WindowRecord {
 pub struct ClockRecord {
     pub respond: Option<WindowRecord>,
     pub resolve: Option<WindowRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating_by: Option<DateTime>,
     /// When the next warning or breach falls due; `None` when both clocks stopped.
     pub next_at: Option<DateTime>,
 }
@@ -30,6 +32,7 @@ impl ClockRecord {
         ClockRecord {
             respond: record(clocks.respond),
             resolve: record(clocks.resolve),
+            rating_by: clocks.rating_by.map(Into::into),
             next_at: clocks.next(warn_ratio).map(|(at, _)| at.into()),
         }
     }
@@ -38,7 +41,11 @@ impl ClockRecord {
         let window = |w: Option<WindowRecord>| {
             w.map(|w| Window { started: w.started.to_chrono(), due: w.due.to_chrono(), warned: w.warned })
         };
-        Clocks { respond: window(self.respond), resolve: window(self.resolve) }
+        Clocks {
+            respond: window(self.respond),
+            resolve: window(self.resolve),
+            rating_by: self.rating_by.map(|t| t.to_chrono()),
+        }
     }
 }
 

@@ -3,19 +3,22 @@
 mod attachments;
 mod channel_events;
 mod clock;
+mod commands;
 mod counters;
 mod events;
 mod outbox;
 mod petitions;
 mod records;
 mod rejections;
+mod report;
 mod routing;
 
 pub use clock::{ClockRecord, WindowRecord};
+pub use commands::{COMMANDS, RefusedCommand};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
-pub use records::{DeadlinesRecord, PetitionRecord};
+pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
 pub use rejections::RejectionRecord;
 pub use routing::{REGISTRY, Routed, UNITS};
 

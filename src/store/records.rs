@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::OutboxMessage;
 use crate::domain::{
     Attachment, AttachmentKind, Category, Citizen, Classification, GeoJsonPoint, LocationRecord, NewPetition,
-    PetitionId, ReceiptTimeNote, RoutingHints, Source, Status,
+    PetitionId, Rating, ReceiptTimeNote, RoutingHints, Source, Status,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,51 @@ impl AttachmentRecord {
             url: a.url.clone(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Area {
+    pub street: Option<String>,
+    pub community: Option<String>,
+}
+
+/// The part of the routing decision later steps need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutingRecord {
+    #[serde(default)]
+    pub working_days: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEntry {
+    pub id: String,
+    pub status: Status,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub text: String,
+    pub unit: String,
+    pub at: DateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatingRecord {
+    pub value: Rating,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: DateTime,
+}
+
+/// Punctuality, recorded the first time it is known (at accept / resolve,
+/// or `false` at a breach).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kpi {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_on_time: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_on_time: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +127,35 @@ pub struct PetitionRecord {
     pub created_at: DateTime,
     pub updated_at: DateTime,
     pub version: i64,
+    /// Street and community of the petition's place (set by routing), for KPIs.
+    #[serde(default)]
+    pub area: Option<Area>,
+    #[serde(default)]
+    pub routing: Option<RoutingRecord>,
+    /// Commands applied, with the status each left: a repeated command
+    /// gets the same reply and changes nothing.
+    #[serde(default)]
+    pub commands: Vec<CommandEntry>,
+    #[serde(default)]
+    pub result: Option<ResultRecord>,
+    #[serde(default)]
+    pub feedback_sent_at: Option<DateTime>,
+    #[serde(default)]
+    pub rating: Option<RatingRecord>,
+    /// Unsatisfied ratings so far; the second one closes the petition.
+    #[serde(default)]
+    pub unsatisfied: u32,
+    /// Every climb: deadline breaches, 上报 and unsatisfied reopenings.
+    #[serde(default)]
+    pub escalations: u32,
+    /// 退单 count.
+    #[serde(default)]
+    pub refusals: u32,
+    /// `rated` or `no_rating`, once closed.
+    #[serde(default)]
+    pub closure: Option<String>,
+    #[serde(default)]
+    pub kpi: Kpi,
     /// Messages this petition's last change still has to publish; written in
     /// the same atomic update as the change itself (transactional outbox).
     #[serde(default)]
@@ -119,7 +193,28 @@ impl PetitionRecord {
             created_at: now.into(),
             updated_at: now.into(),
             version: 1,
+            area: None,
+            routing: None,
+            commands: Vec::new(),
+            result: None,
+            feedback_sent_at: None,
+            rating: None,
+            unsatisfied: 0,
+            escalations: 0,
+            refusals: 0,
+            closure: None,
+            kpi: Kpi::default(),
             outbox: Vec::new(),
         }
+    }
+}
+
+impl PetitionRecord {
+    /// The resolution class routing chose (1, 2 or 5 working days).
+    pub fn working_days(&self) -> u8 {
+        self.routing
+            .as_ref()
+            .and_then(|r| r.working_days)
+            .unwrap_or_else(|| crate::clock::working_days(self.time_limit_days, self.urgent, None, self.category))
     }
 }

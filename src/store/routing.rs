@@ -23,6 +23,16 @@ pub struct Routed<'a> {
     pub outbox: Vec<OutboxMessage>,
 }
 
+/// The street and community a petition belongs to, for the KPI report:
+/// where it is, not who holds it now (escalations move the unit).
+fn area(place: &UnitPath) -> Document {
+    use crate::domain::Level;
+    doc! {
+        "street": place.at_level(Level::Street).map(|u| u.as_str().to_owned()),
+        "community": place.at_level(Level::Community).map(|u| u.as_str().to_owned()),
+    }
+}
+
 impl Store {
     /// Applies the decision only if the petition is still `received` at
     /// `version`; `false` means someone changed it first (re-read, decide again).
@@ -39,6 +49,7 @@ impl Store {
                     "resolve_by": bson::DateTime::from(r.deadlines.resolve_by),
                 },
                 "routing": r.routing,
+                "area": area(r.grid.unwrap_or(r.unit)),
                 "clock": bson::to_bson(&r.clock)?,
                 "updated_at": bson::DateTime::now(),
             },

@@ -4,6 +4,7 @@
 //! test gets its own namespace and database.
 #![allow(dead_code)]
 
+pub mod commands;
 pub mod schemas;
 pub mod tap;
 

@@ -1,0 +1,55 @@
+//! The KPI counts, by one MongoDB aggregation over `petitions`.
+
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, DateTime, Document, doc};
+
+use super::{PETITIONS, Store};
+use crate::report::{Counts, GroupBy};
+
+/// 1 when `expr` holds, else 0: summed per group.
+fn count_if(expr: Document) -> Document {
+    doc! { "$sum": { "$cond": [expr, 1, 0] } }
+}
+
+fn eq(field: &str, value: impl Into<Bson>) -> Document {
+    doc! { "$eq": [field, value.into()] }
+}
+
+impl Store {
+    /// Petitions received in `[from, to)`, grouped by `by` (one total row without).
+    pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>) -> anyhow::Result<Vec<Counts>> {
+        let key = by.map_or(Bson::Null, |b| Bson::String(b.field().to_owned()));
+        let pipeline = vec![
+            doc! { "$match": { "received_at": { "$gte": from, "$lt": to } } },
+            doc! { "$group": {
+                "_id": key,
+                "received": { "$sum": 1 },
+                "closed": count_if(eq("$status", "closed")),
+                "responded_on_time": count_if(eq("$kpi.responded_on_time", true)),
+                "responded_late": count_if(eq("$kpi.responded_on_time", false)),
+                "resolved_on_time": count_if(eq("$kpi.resolved_on_time", true)),
+                "resolved_late": count_if(eq("$kpi.resolved_on_time", false)),
+                "rated": count_if(eq("$closure", "rated")),
+                "satisfied": count_if(doc! { "$and": [eq("$closure", "rated"), doc! { "$ne": ["$rating.value", "unsatisfied"] }] }),
+                "escalations": { "$sum": "$escalations" },
+                "refusals": { "$sum": "$refusals" },
+            } },
+            doc! { "$sort": { "_id": 1 } },
+        ];
+        let docs: Vec<Document> = self.collection::<Document>(PETITIONS).aggregate(pipeline).await?.try_collect().await?;
+        docs.into_iter()
+            .map(|d| Ok(mongodb::bson::from_document(normalize_numbers(d))?))
+            .collect()
+    }
+}
+
+/// `$sum` yields Int32 or Int64 depending on size; make them one type.
+fn normalize_numbers(d: Document) -> Document {
+    d.into_iter()
+        .map(|(k, v)| match v {
+            Bson::Int32(n) => (k, Bson::Int64(n.into())),
+            Bson::Double(x) => (k, Bson::Int64(x as i64)),
+            other => (k, other),
+        })
+        .collect()
+}

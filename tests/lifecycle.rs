@@ -1,0 +1,258 @@
+//! The lifecycle, notify and deadline roles through the real broker and
+//! store: handler commands, district review, feedback on the origin channel,
+//! ratings.
+
+mod common;
+
+use common::commands::{Commander, citizen, dispatcher, handler, reviewer};
+use common::schemas::assert_all_valid;
+use common::{TestApp, wait_for};
+use mongodb::bson::{Document, doc};
+use nuannan::bus::Exchange;
+use nuannan::workers::Role;
+use serde_json::{Value, json};
+
+const COMMUNITY: &str = "shinan.badaxia.tuandao";
+const STREET: &str = "shinan.badaxia";
+
+/// A livelihood App petition in 团岛社区 from App user `user`.
+fn petition(request_id: &str, user: &str) -> String {
+    json!({
+        "request_id": request_id, "submitted_at": chrono::Utc::now().to_rfc3339(),
+        "user": { "id": user }, "content": "楼道灯坏了", "category": "livelihood", "address": "团岛",
+    })
+    .to_string()
+}
+
+async fn app() -> (TestApp, Commander) {
+    let app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify, Role::Deadline]).await;
+    let commander = Commander::open(&app.conn, &app.settings.namespace).await;
+    (app, commander)
+}
+
+/// Files a petition and waits until it is assigned; returns its id.
+async fn assigned(app: &TestApp, request_id: &str, user: &str) -> String {
+    app.publish_intake("app", petition(request_id, user), None).await;
+    let p = wait_for("assigned", || {
+        app.find_one("petitions", doc! { "source.message_id": request_id, "status": "assigned", "outbox": { "$size": 0 } })
+    })
+    .await;
+    assert_eq!(p.get_str("unit").unwrap(), COMMUNITY);
+    p.get_str("_id").unwrap().to_owned()
+}
+
+async fn petition_doc(app: &TestApp, id: &str) -> Document {
+    app.find_one("petitions", doc! { "_id": id }).await.unwrap()
+}
+
+fn ok(status: &str) -> Value {
+    json!({ "ok": true, "status": status })
+}
+
+fn refused(code: &str) -> Value {
+    json!({ "ok": false, "error": code })
+}
+
+async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let events: Vec<Document> = app
+        .collection("events")
+        .find(doc! { "petition_id": id })
+        .sort(doc! { "at": 1, "_id": 1 })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    events.iter().map(|e| e.get_str("type").unwrap().to_owned()).collect()
+}
+
+/// Drives a petition from accept to approval; the result goes out.
+async fn resolve_and_approve(c: &Commander, id: &str, unit: &str, tag: &str) {
+    assert_eq!(c.send("accept", &format!("{tag}-accept"), id, handler(unit), json!({})).await, ok("accepted"));
+    assert_eq!(c.send("resolve", &format!("{tag}-resolve"), id, handler(unit), json!({ "result": "已更换灯泡" })).await, ok("resolved"));
+    assert_eq!(c.send("approve", &format!("{tag}-approve"), id, reviewer(), json!({})).await, ok("approved"));
+}
+
+#[tokio::test]
+async fn the_whole_loop_from_intake_to_closed() {
+    let (app, c) = app().await;
+    let outbound = app.tap(Exchange::Outbound).await;
+    let events = app.tap(Exchange::Events).await;
+    let id = assigned(&app, "loop", "u-loop").await;
+
+    assert_eq!(c.send("accept", "l-1", &id, handler(COMMUNITY), json!({})).await, ok("accepted"));
+    let accepted = outbound.wait_for("accepted notice", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "progress").await;
+    assert!(accepted.body["text"].as_str().unwrap().contains("团岛社区"), "{}", accepted.body);
+    assert_eq!(accepted.routing_key, "app");
+    assert_eq!(accepted.body["recipient"]["id"], "u-loop");
+
+    assert_eq!(c.send("progress", "l-2", &id, handler(COMMUNITY), json!({ "note": "已联系物业" })).await, ok("accepted"));
+    assert_eq!(c.send("resolve", "l-3", &id, handler(COMMUNITY), json!({ "result": "已更换灯泡" })).await, ok("resolved"));
+    // Nothing reaches the citizen before the district approves.
+    assert!(outbound.messages().await.iter().all(|m| m.body["kind"] != "result"));
+    assert_eq!(c.send("approve", "l-4", &id, reviewer(), json!({})).await, ok("approved"));
+
+    let result = outbound.wait_for("result", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "result").await;
+    assert!(result.body["text"].as_str().unwrap().contains("已更换灯泡"));
+    outbound.wait_for("rating request", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "rating_request").await;
+    wait_for("feedback recorded", || app.find_one("petitions", doc! { "_id": &id, "feedback_sent_at": { "$exists": true } })).await;
+
+    assert_eq!(c.send("rate", "l-5", &id, citizen("u-loop"), json!({ "rating": "satisfied" })).await, ok("closed"));
+    let p = petition_doc(&app, &id).await;
+    assert_eq!(p.get_str("status").unwrap(), "closed");
+    assert_eq!(p.get_str("closure").unwrap(), "rated");
+    assert_eq!(p.get_document("rating").unwrap().get_str("value").unwrap(), "satisfied");
+    assert_eq!(p.get_document("kpi").unwrap().get_bool("responded_on_time").unwrap(), true);
+    assert!(p.get_document("clock").unwrap().get("next_at").is_none_or(|v| v.as_null().is_some()), "all clocks stopped");
+
+    events.wait_for("closed event", |m| m.body["petition_id"] == id.as_str() && m.routing_key == "petition.closed").await;
+    assert_eq!(
+        event_types(&app, &id).await,
+        ["received", "assigned", "accepted", "progressed", "resolved", "approved", "feedback_sent", "rated", "closed"]
+    );
+    let accepted_event = app.find_one("events", doc! { "petition_id": &id, "type": "accepted" }).await.unwrap();
+    assert_eq!(accepted_event.get_document("actor").unwrap().get_str("unit").unwrap(), COMMUNITY, "the audit names the actor");
+    assert_eq!(outbound.messages().await.iter().filter(|m| m.body["petition_id"] == id.as_str()).count(), 4, "receipt, accepted, result, rating request");
+    assert_all_valid(&outbound, "messages/outbound.schema.json").await;
+    assert_all_valid(&events, "messages/event.schema.json").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn wrong_actors_and_illegal_steps_are_refused_and_change_nothing() {
+    let (app, c) = app().await;
+    let id = assigned(&app, "guarded", "u-owner").await;
+    let before = petition_doc(&app, &id).await;
+
+    let attempts = [
+        ("accept", handler("shinan.badaxia.tuandao.g001"), json!({}), "wrong_unit"),
+        ("accept", handler("shinan.zhongshanlu"), json!({}), "wrong_unit"),
+        ("accept", citizen("u-owner"), json!({}), "forbidden"),
+        ("resolve", handler(COMMUNITY), json!({ "result": "done" }), "illegal_transition"),
+        ("approve", handler(COMMUNITY), json!({}), "forbidden"),
+        ("approve", reviewer(), json!({}), "illegal_transition"),
+        ("rate", citizen("u-owner"), json!({ "rating": "satisfied" }), "illegal_transition"),
+        ("transfer", handler(COMMUNITY), json!({ "unit": STREET }), "forbidden"),
+        ("transfer", dispatcher(), json!({ "unit": "shinan.nowhere" }), "unknown_unit"),
+        ("resolve", handler(COMMUNITY), json!({}), "invalid_command"),
+        ("delete", handler(COMMUNITY), json!({}), "unknown_command"),
+    ];
+    for (n, (command, actor, data, code)) in attempts.into_iter().enumerate() {
+        let reply = c.send(command, &format!("bad-{n}"), &id, actor.clone(), data).await;
+        assert_eq!(reply, refused(code), "{command} by {actor}");
+    }
+    let missing = c.send("accept", "bad-missing", "20990101-000001", handler(COMMUNITY), json!({})).await;
+    assert_eq!(missing, refused("not_found"));
+    assert_eq!(c.send_raw("petition.accept", b"{not json".to_vec()).await, refused("invalid_command"));
+
+    let after = petition_doc(&app, &id).await;
+    assert_eq!(after.get_i64("version").unwrap(), before.get_i64("version").unwrap(), "nothing changed");
+    assert_eq!(after.get_str("status").unwrap(), "assigned");
+
+    // A stranger may not rate someone else's petition.
+    resolve_and_approve(&c, &id, COMMUNITY, "g").await;
+    let reply = c.send("rate", "bad-stranger", &id, citizen("u-stranger"), json!({ "rating": "unsatisfied" })).await;
+    assert_eq!(reply, refused("not_citizen"));
+    assert_eq!(petition_doc(&app, &id).await.get_str("status").unwrap(), "approved");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_repeated_command_gets_the_same_reply_and_applies_once() {
+    let (app, c) = app().await;
+    let id = assigned(&app, "repeat", "u-r").await;
+
+    // Refused now; still refused (the same answer) after the state would allow it.
+    assert_eq!(c.send("resolve", "r-early", &id, handler(COMMUNITY), json!({ "result": "x" })).await, refused("illegal_transition"));
+    assert_eq!(c.send("accept", "r-accept", &id, handler(COMMUNITY), json!({})).await, ok("accepted"));
+    let version = petition_doc(&app, &id).await.get_i64("version").unwrap();
+    assert_eq!(c.send("accept", "r-accept", &id, handler(COMMUNITY), json!({})).await, ok("accepted"));
+    assert_eq!(c.send("resolve", "r-early", &id, handler(COMMUNITY), json!({ "result": "x" })).await, refused("illegal_transition"));
+
+    assert_eq!(petition_doc(&app, &id).await.get_i64("version").unwrap(), version, "the repeat changed nothing");
+    assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "accepted" }).await, 1);
+    assert_eq!(petition_doc(&app, &id).await.get_str("status").unwrap(), "accepted");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unsatisfied_rating_reopens_one_level_up_and_a_second_closes() {
+    let (app, c) = app().await;
+    let escalations = app.tap(Exchange::Escalations).await;
+    let dispatch = app.tap(Exchange::Dispatch).await;
+    let id = assigned(&app, "unhappy", "u-u").await;
+
+    resolve_and_approve(&c, &id, COMMUNITY, "first").await;
+    let reply = c.send("rate", "u-rate-1", &id, citizen("u-u"), json!({ "rating": "unsatisfied", "comment": "灯还是不亮" })).await;
+    assert_eq!(reply, ok("reopened"));
+    let p = petition_doc(&app, &id).await;
+    assert_eq!((p.get_str("unit").unwrap(), p.get_i32("escalation_level").unwrap()), (STREET, 1));
+    let notice = escalations.wait_for("unsatisfied escalation", |m| m.body["petition_id"] == id.as_str()).await;
+    assert_eq!(notice.routing_key, format!("street.{STREET}"));
+    assert_eq!((notice.body["reason"].as_str(), notice.body["from_unit"].as_str()), (Some("unsatisfied"), Some(COMMUNITY)));
+    let second = dispatch.wait_for("re-dispatch", |m| m.body["petition_id"] == id.as_str() && m.body["attempt"] == 2).await;
+    assert_eq!(second.routing_key, format!("unit.{STREET}"));
+
+    // The community may no longer act on it; the street does.
+    assert_eq!(c.send("accept", "u-community", &id, handler(COMMUNITY), json!({})).await, refused("wrong_unit"));
+    resolve_and_approve(&c, &id, STREET, "second").await;
+    let reply = c.send("rate", "u-rate-2", &id, citizen("u-u"), json!({ "rating": "unsatisfied" })).await;
+    assert_eq!(reply, ok("closed"));
+    let p = petition_doc(&app, &id).await;
+    assert_eq!((p.get_str("status").unwrap(), p.get_str("unit").unwrap()), ("closed", STREET), "closed as unsatisfied, not climbing again");
+    assert_eq!(p.get_document("rating").unwrap().get_str("value").unwrap(), "unsatisfied");
+    assert_all_valid(&escalations, "messages/escalation.schema.json").await;
+    assert_all_valid(&dispatch, "messages/assignment.schema.json").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refused_order_returns_to_the_platform_which_transfers_it() {
+    let (app, c) = app().await;
+    let escalations = app.tap(Exchange::Escalations).await;
+    let dispatch = app.tap(Exchange::Dispatch).await;
+    let id = assigned(&app, "wrong", "u-w").await;
+
+    let reply = c.send("refuse", "w-1", &id, handler(COMMUNITY), json!({ "reason": "wrong_function", "note": "属执法事项" })).await;
+    assert_eq!(reply, ok("triage"));
+    let p = petition_doc(&app, &id).await;
+    assert_eq!((p.get_str("unit").unwrap(), p.get_i64("refusals").unwrap()), ("shinan", 1));
+    let notice = escalations.wait_for("refusal notice", |m| m.body["petition_id"] == id.as_str()).await;
+    assert_eq!((notice.routing_key.as_str(), notice.body["reason"].as_str()), ("district.shinan", Some("refused")));
+
+    let reply = c.send("transfer", "w-2", &id, dispatcher(), json!({ "unit": "shinan.xianggangzhonglu" })).await;
+    assert_eq!(reply, ok("assigned"));
+    let assignment = dispatch.wait_for("transfer", |m| m.body["petition_id"] == id.as_str() && m.body["attempt"] == 2).await;
+    assert_eq!(assignment.routing_key, "unit.shinan.xianggangzhonglu");
+    let p = petition_doc(&app, &id).await;
+    let respond_by = p.get_document("deadlines").unwrap().get_datetime("respond_by").unwrap().to_chrono();
+    assert!(respond_by > chrono::Utc::now() + chrono::Duration::minutes(230), "the clock restarted at the new unit");
+    assert_eq!(c.send("accept", "w-3", &id, handler("shinan.xianggangzhonglu"), json!({})).await, ok("accepted"));
+    assert_eq!(event_types(&app, &id).await[2..], ["refused", "transferred", "accepted"]);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unrated_result_closes_when_the_rating_period_ends() {
+    let (app, c) = app().await;
+    let id = assigned(&app, "silent", "u-s").await;
+    resolve_and_approve(&c, &id, COMMUNITY, "s").await;
+    wait_for("feedback sent", || app.find_one("petitions", doc! { "_id": &id, "feedback_sent_at": { "$exists": true }, "outbox": { "$size": 0 } })).await;
+    let p = petition_doc(&app, &id).await;
+    let rating_by = p.get_document("clock").unwrap().get_datetime("rating_by").unwrap().to_chrono();
+    let days = (rating_by - chrono::Utc::now()).num_hours();
+    assert!((71..=72).contains(&days), "3 days by default, got {days} h");
+
+    // Three days pass.
+    let past = mongodb::bson::DateTime::from(chrono::Utc::now() - chrono::Duration::seconds(1));
+    app.collection("petitions")
+        .update_one(doc! { "_id": &id }, doc! { "$set": { "clock.rating_by": past, "clock.next_at": past } })
+        .await
+        .unwrap();
+    let closed = wait_for("closed unrated", || app.find_one("petitions", doc! { "_id": &id, "status": "closed" })).await;
+    assert_eq!(closed.get_str("closure").unwrap(), "no_rating");
+    assert!(closed.get("rating").is_none_or(|r| r.as_null().is_some()));
+    assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "closed" }).await, 1);
+    app.cleanup().await;
+}
