@@ -196,7 +196,10 @@ async fn an_unsatisfied_rating_reopens_one_level_up_and_a_second_closes() {
 
     // The community may no longer act on it; the street does.
     assert_eq!(c.send("accept", "u-community", &id, handler(COMMUNITY), json!({})).await, refused("wrong_unit"));
+    let outbound = app.tap(Exchange::Outbound).await;
     resolve_and_approve(&c, &id, STREET, "second").await;
+    let second_result = outbound.wait_for("second result", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "result").await;
+    assert_eq!(second_result.message_id, Some(format!("{id}/result/2")), "a new result after the reopening");
     let reply = c.send("rate", "u-rate-2", &id, citizen("u-u"), json!({ "rating": "unsatisfied" })).await;
     assert_eq!(reply, ok("closed"));
     let p = petition_doc(&app, &id).await;

@@ -88,7 +88,9 @@ impl NotifyWorker {
                 self.outbound(&p, OutboundKind::Result, render(&self.templates.result, &vars)),
                 self.outbound(&p, OutboundKind::RatingRequest, render(&self.templates.rating_request, &vars)),
             ];
-            let mut announcements: Vec<OutboxMessage> = sent.into_iter().map(|m| OutboxMessage::outbound(m, 1)).collect();
+            // A second round after an unsatisfied reopening gets its own message ids.
+            let round = p.unsatisfied + 1;
+            let mut announcements: Vec<OutboxMessage> = sent.into_iter().map(|m| OutboxMessage::outbound(m, round)).collect();
             let data = json!({ "channel": p.source.channel, "kinds": ["result", "rating_request"] });
             announcements.push(OutboxMessage::event(Event::new(&p.id, version, EventType::FeedbackSent, now, data)));
             let update = doc! {

@@ -80,6 +80,10 @@ pub fn write(c: &Change, registry: &Registry, warn_ratio: f64) -> anyhow::Result
         set.insert("closure", how);
         set.insert("closed_at", bson::DateTime::from(now));
     }
+    if t.status == crate::domain::Status::Reopened {
+        // The next approval sends the citizen a new result.
+        set.insert("feedback_sent_at", bson::Bson::Null);
+    }
     if t.event == EventType::Resolved {
         let text = t.data.get("result").and_then(|r| r.as_str()).unwrap_or_default();
         set.insert("result", doc! { "text": text, "unit": c.unit.as_str(), "at": bson::DateTime::from(now) });
