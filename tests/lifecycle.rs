@@ -5,7 +5,7 @@
 mod common;
 
 use common::commands::{Commander, citizen, dispatcher, handler, reviewer};
-use common::schemas::assert_all_valid;
+use common::schemas::{assert_all_valid, assert_valid};
 use common::{TestApp, wait_for};
 use mongodb::bson::{Document, doc};
 use nuannan::bus::Exchange;
@@ -141,6 +141,7 @@ async fn wrong_actors_and_illegal_steps_are_refused_and_change_nothing() {
     for (n, (command, actor, data, code)) in attempts.into_iter().enumerate() {
         let reply = c.send(command, &format!("bad-{n}"), &id, actor.clone(), data).await;
         assert_eq!(reply, refused(code), "{command} by {actor}");
+        assert_valid("commands/command-reply.schema.json", &reply);
     }
     let missing = c.send("accept", "bad-missing", "20990101-000001", handler(COMMUNITY), json!({})).await;
     assert_eq!(missing, refused("not_found"));
