@@ -17,6 +17,13 @@ pub struct Settings {
     pub deadline: DeadlineSettings,
     pub lifecycle: LifecycleSettings,
     pub notify: crate::templates::Templates,
+    pub ops: OpsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpsSettings {
+    /// Where `/healthz` and `/metrics` are served; empty disables.
+    pub http_addr: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +132,9 @@ impl Settings {
         }
         if !(self.deadline.warn_ratio > 0.0 && self.deadline.warn_ratio < 1.0) {
             return invalid("deadline.warn_ratio", "must be between 0 and 1 (exclusive)");
+        }
+        if !self.ops.http_addr.is_empty() && self.ops.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("ops.http_addr", "must be HOST:PORT with an IP address, or empty to disable");
         }
         if self.lifecycle.rating_days == 0 {
             return invalid("lifecycle.rating_days", "must be at least 1");

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod domain;
 pub mod intake;
 pub mod lifecycle;
+pub mod ops;
 pub mod report;
 pub mod routing;
 pub mod store;

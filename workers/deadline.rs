@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use mongodb::bson::{self, doc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,13 @@ const BATCH: i64 = 500;
 
 /// An outbox entry this old lost its publisher.
 const STALE_OUTBOX_SECS: i64 = 30;
+
+/// How often to look for such entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Due petitions handled at once: each is a few round trips to the store
+/// and the broker, so a burst of breaches is not handled one by one.
+const FIRE_CONCURRENCY: usize = 16;
 
 pub struct DeadlineWorker {
     store: Store,
@@ -48,19 +56,37 @@ impl DeadlineWorker {
         })
     }
 
+    /// Scans at a fixed rate; a full batch means a backlog, so the next scan
+    /// starts at once. A scan with nothing due is one indexed query: the
+    /// outbox sweep runs on its own, slower cadence.
     pub async fn run(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut backlog = false;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(self.interval) => {}
+            if !backlog {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = ticks.tick() => {}
+                }
+            } else if shutdown.is_cancelled() {
+                return Ok(());
             }
             let now = Utc::now();
-            for petition in self.store.due_petitions(now, BATCH).await? {
-                if let Err(e) = self.fire(&petition, now).await {
-                    tracing::warn!(petition_id = %petition.id, error = format!("{e:#}"), "deadline action failed; retried next scan");
-                }
+            let due = self.store.due_petitions(now, BATCH).await?;
+            backlog = due.len() as i64 == BATCH;
+            futures::stream::iter(&due)
+                .for_each_concurrent(FIRE_CONCURRENCY, |petition| async move {
+                    if let Err(e) = self.fire(petition, now).await {
+                        tracing::warn!(petition_id = %petition.id, error = format!("{e:#}"), "deadline action failed; retried next scan");
+                    }
+                })
+                .await;
+            if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                self.sweep_outboxes(now).await?;
+                last_sweep = Some(tokio::time::Instant::now());
             }
-            self.sweep_outboxes(now).await?;
         }
     }
 

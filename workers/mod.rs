@@ -92,6 +92,12 @@ async fn registry(store: &Store) -> anyhow::Result<crate::routing::Registry> {
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let health = crate::ops::health();
+    health.expect_roles(roles.len());
+    tokio::spawn(health.probe_store(store.clone(), shutdown.clone()));
+    if !settings.ops.http_addr.is_empty() {
+        tokio::spawn(crate::ops::serve(settings.ops.http_addr.clone(), shutdown.clone()));
+    }
     retry_until_ok("preparing MongoDB indexes", settings, &shutdown, || store.ensure_indexes()).await;
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shutdown) = (settings.clone(), store.clone(), shutdown.clone());
@@ -146,29 +152,48 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
     let setup = conn.create_channel().await?;
     topology.declare(&setup).await?;
     let _ = setup.close(200, "declared".into()).await;
-    let publisher = Publisher::open(&conn, topology.clone()).await?;
-    let prefetch = settings.amqp.prefetch;
-    let result = match role {
+    let publisher = Publisher::open(&conn, topology.clone()).await?.for_role(role.as_str());
+    let dead = publisher.clone();
+    let queue = |q| topology.queue(q);
+    let options = |queue: String| (queue, settings.amqp.prefetch, settings.amqp.delivery_limit);
+    crate::ops::health().session_up();
+    let result = async {
+        match role {
         Role::Normalize => {
             let handler = Normalizer::new(settings, store.clone(), publisher);
-            bus::consume(&conn, &topology.queue(WorkQueue::Normalize), prefetch, &handler, shutdown).await
+            run_consumer(&conn, role, options(queue(WorkQueue::Normalize)), &dead, &handler, shutdown).await
         }
         Role::Route => {
             let handler = RouteWorker::new(settings, store.clone(), publisher).await?;
-            bus::consume(&conn, &topology.queue(WorkQueue::Route), prefetch, &handler, shutdown).await
+            run_consumer(&conn, role, options(queue(WorkQueue::Route)), &dead, &handler, shutdown).await
         }
         Role::Lifecycle => {
             let handler = LifecycleWorker::new(settings, store.clone(), publisher).await?;
-            bus::consume(&conn, &topology.queue(WorkQueue::Lifecycle), prefetch, &handler, shutdown).await
+            run_consumer(&conn, role, options(queue(WorkQueue::Lifecycle)), &dead, &handler, shutdown).await
         }
         Role::Notify => {
             let handler = NotifyWorker::new(settings, store.clone(), publisher).await?;
-            bus::consume(&conn, &topology.queue(WorkQueue::Notify), prefetch, &handler, shutdown).await
+            run_consumer(&conn, role, options(queue(WorkQueue::Notify)), &dead, &handler, shutdown).await
         }
         Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
-    };
+        }
+    }
+    .await;
+    crate::ops::health().session_down();
     let _ = conn.close(200, "bye".into()).await;
     result
+}
+
+async fn run_consumer<H: bus::Handler>(
+    conn: &lapin::Connection,
+    role: Role,
+    (queue, prefetch, delivery_limit): (String, u16, u32),
+    dead: &Publisher,
+    handler: &H,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let options = bus::Consume { queue: &queue, role: role.as_str(), prefetch, delivery_limit, dead };
+    bus::consume(conn, options, handler, shutdown).await
 }
 
 async fn retry_until_ok<F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F)

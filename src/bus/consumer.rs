@@ -1,25 +1,38 @@
-//! The one consume loop every role uses: prefetch-bounded concurrency,
-//! ack only after the handler says the effect is durable, explicit retry vs.
-//! dead-letter, and a graceful stop that finishes in-flight deliveries.
+//! The one consume loop every role uses: prefetch-bounded concurrency, ack
+//! only after the handler says the effect is durable, and one policy for
+//! failure:
+//!
+//! - the store is unreachable → hold the delivery and retry it in place with
+//!   backoff. A held delivery costs no delivery attempt, and once `prefetch`
+//!   are held the broker sends no more: the role pauses by itself and
+//!   resumes when the store answers;
+//! - any other failure → requeue, which the quorum queue counts; on the last
+//!   attempt (`x-delivery-count` = `delivery_limit`) the message goes to
+//!   `{ns}.dead` with the error in `x-nuannan-error`, so a poison message
+//!   shows why it failed and the rest of the traffic keeps flowing;
+//! - shutdown → stop taking deliveries, finish what is in flight (at most
+//!   `SHUTDOWN_GRACE`), close.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
+
+use super::Publisher;
+use crate::ops::{RoleMetrics, metrics};
 
 /// What to do with a delivery once the handler is done with it.
 #[derive(Debug)]
 pub enum Outcome {
     /// The effect is durable (or the input was recorded as rejected).
     Ack,
-    /// A transient failure (store or broker unreachable): deliver again.
-    /// The quorum queue counts it against the delivery limit.
+    /// A failure that may pass: deliver again (see the module doc).
     Retry(anyhow::Error),
     /// Will never succeed: dead-letter it to `{ns}.dead` now.
     DeadLetter(anyhow::Error),
@@ -29,21 +42,31 @@ pub trait Handler: Sync {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
 }
 
-/// How long a retried delivery is held before it is requeued, so a failing
-/// dependency is not hammered in a tight loop.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Where and how to consume.
+pub struct Consume<'a> {
+    pub queue: &'a str,
+    /// The role's name, for logs and metrics.
+    pub role: &'static str,
+    pub prefetch: u16,
+    pub delivery_limit: u32,
+    /// Publishes exhausted deliveries to `{ns}.dead` with their error.
+    pub dead: &'a Publisher,
+}
 
-/// Consumes `queue` until `shutdown` fires (returns `Ok`) or the channel
-/// fails (returns `Err`, and the caller reconnects).
-pub async fn consume<H: Handler>(
-    conn: &Connection,
-    queue: &str,
-    prefetch: u16,
-    handler: &H,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+/// How long a requeued delivery is held first, so a failing dependency is
+/// not hammered in a tight loop.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const HOLD_INITIAL: Duration = Duration::from_millis(200);
+const HOLD_MAX: Duration = Duration::from_secs(5);
+/// In-flight work gets this long after SIGTERM; the rest returns to the queue.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
+
+/// Consumes until `shutdown` fires (returns `Ok`) or the channel fails
+/// (returns `Err`, and the caller reconnects).
+pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let queue = c.queue;
     let channel = conn.create_channel().await.context("opening consumer channel")?;
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    channel.basic_qos(c.prefetch, BasicQosOptions::default()).await?;
     let tag = format!("{queue}.{}", uuid::Uuid::new_v4().simple());
     let consumer = channel
         .basic_consume(
@@ -54,56 +77,124 @@ pub async fn consume<H: Handler>(
         )
         .await
         .with_context(|| format!("consuming {queue}"))?;
-    tracing::info!(queue, prefetch, "consuming");
+    tracing::info!(queue, prefetch = c.prefetch, "consuming");
 
     let mut failure = None;
-    consumer
-        .take_until(shutdown.cancelled())
-        .for_each_concurrent(prefetch as usize, |delivery| {
-            let failed = match &delivery {
-                Err(e) => Some(anyhow::anyhow!("delivery stream failed: {e}")),
-                Ok(_) => None,
-            };
-            if let Some(e) = failed
-                && failure.is_none()
-            {
-                failure = Some(e);
+    let work = consumer.take_until(shutdown.cancelled()).for_each_concurrent(c.prefetch as usize, |delivery| {
+        let failed = match &delivery {
+            Err(e) => Some(anyhow::anyhow!("delivery stream failed: {e}")),
+            Ok(_) => None,
+        };
+        if let Some(e) = failed
+            && failure.is_none()
+        {
+            failure = Some(e);
+        }
+        let c = &c;
+        async move {
+            if let Ok(delivery) = delivery {
+                settle(handler, c, delivery, shutdown).await;
             }
-            async move {
-                if let Ok(delivery) = delivery {
-                    settle(handler, queue, delivery).await;
-                }
-            }
-        })
-        .await;
+        }
+    });
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = grace => tracing::warn!(queue, "shutdown grace over; unfinished deliveries return to the queue"),
+    }
 
     if let Some(e) = failure {
         return Err(e);
     }
-    // Shutdown: stop new deliveries; in-flight ones were settled above and
-    // anything prefetched but unstarted returns to the queue on close.
+    // Shutdown: stop new deliveries; anything prefetched but unstarted
+    // returns to the queue on close.
     let _ = channel.basic_cancel(ShortString::from(tag.as_str()), BasicCancelOptions::default()).await;
     let _ = channel.close(200, "shutdown".into()).await;
     tracing::info!(queue, "stopped consuming");
     Ok(())
 }
 
-async fn settle<H: Handler>(handler: &H, queue: &str, delivery: Delivery) {
-    let outcome = handler.handle(&delivery).await;
-    let result = match outcome {
-        Outcome::Ack => delivery.ack(BasicAckOptions::default()).await,
-        Outcome::Retry(error) => {
-            tracing::warn!(queue, error = format!("{error:#}"), redelivered = delivery.redelivered, "retrying delivery");
-            tokio::time::sleep(RETRY_PAUSE).await;
-            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
-        }
-        Outcome::DeadLetter(error) => {
-            tracing::error!(queue, error = format!("{error:#}"), "dead-lettering delivery");
-            delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await
+async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, delivery: Delivery, shutdown: &CancellationToken) {
+    let m = metrics().role(c.role);
+    let started = Instant::now();
+    if delivery.redelivered {
+        RoleMetrics::inc(&m.redelivered);
+    }
+    let mut hold = HOLD_INITIAL;
+    let result = loop {
+        match handler.handle(&delivery).await {
+            Outcome::Ack => break delivery.ack(BasicAckOptions::default()).await,
+            Outcome::Retry(error) if store_unavailable(&error) => {
+                if hold == HOLD_INITIAL {
+                    RoleMetrics::inc(&m.paused);
+                    tracing::warn!(queue = c.queue, error = format!("{error:#}"), "store unreachable; holding the delivery");
+                }
+                tokio::select! {
+                    // Left unsettled: closing the channel returns it to the queue.
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(hold) => {}
+                }
+                hold = (hold * 2).min(HOLD_MAX);
+            }
+            Outcome::Retry(error) if delivery_count(&delivery) >= c.delivery_limit => {
+                break dead_letter(c, &delivery, &error, m).await;
+            }
+            Outcome::Retry(error) => {
+                RoleMetrics::inc(&m.retried);
+                tracing::warn!(queue = c.queue, error = format!("{error:#}"), redelivered = delivery.redelivered, "retrying delivery");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                break delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+            }
+            Outcome::DeadLetter(error) => break dead_letter(c, &delivery, &error, m).await,
         }
     };
+    RoleMetrics::inc(&m.consumed);
+    m.observe(started.elapsed());
     if let Err(e) = result {
         // The channel is gone; the broker redelivers the message elsewhere.
-        tracing::warn!(queue, error = %e, "could not settle delivery");
+        tracing::warn!(queue = c.queue, error = %e, "could not settle delivery");
     }
+}
+
+/// Publishes the message to `{ns}.dead` with the error attached, then acks.
+/// If that fails, the broker's own dead-lettering takes it (without the error).
+async fn dead_letter(c: &Consume<'_>, delivery: &Delivery, error: &anyhow::Error, m: &RoleMetrics) -> lapin::Result<bool> {
+    RoleMetrics::inc(&m.dead_lettered);
+    let text = format!("{error:#}");
+    tracing::error!(queue = c.queue, error = %text, "dead-lettering delivery");
+    match c.dead.dead_letter(delivery, c.queue, &text).await {
+        Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+        Err(e) => {
+            tracing::warn!(queue = c.queue, error = %e, "could not publish to the dead-letter exchange; rejecting");
+            delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await
+        }
+    }
+}
+
+/// Earlier failed deliveries of this message, as the quorum queue counts them.
+fn delivery_count(delivery: &Delivery) -> u32 {
+    let count = delivery.properties.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count").cloned());
+    match count {
+        Some(AMQPValue::LongLongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::LongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::ShortInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::LongUInt(n)) => n,
+        _ => 0,
+    }
+}
+
+/// MongoDB could not be reached at all (as opposed to refusing a write).
+fn store_unavailable(error: &anyhow::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    error.chain().any(|cause| {
+        cause.downcast_ref::<mongodb::error::Error>().is_some_and(|e| {
+            matches!(
+                e.kind.as_ref(),
+                ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+            )
+        })
+    })
 }

@@ -5,7 +5,7 @@ mod consumer;
 mod publisher;
 mod topology;
 
-pub use consumer::{Handler, Outcome, consume};
+pub use consumer::{Consume, Handler, Outcome, consume};
 pub use publisher::{Outgoing, PublishError, Publisher};
 pub use topology::{Exchange, Topology, WorkQueue};
 

@@ -54,13 +54,19 @@ pub enum PublishError {
 pub struct Publisher {
     channel: Channel,
     topology: Topology,
+    /// The role publishing, for metrics.
+    role: &'static str,
 }
 
 impl Publisher {
     pub async fn open(conn: &Connection, topology: Topology) -> Result<Self, PublishError> {
         let channel = conn.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel, topology })
+        Ok(Publisher { channel, topology, role: "client" })
+    }
+
+    pub fn for_role(self, role: &'static str) -> Self {
+        Publisher { role, ..self }
     }
 
     pub async fn publish(&self, msg: &Outgoing) -> Result<(), PublishError> {
@@ -104,11 +110,40 @@ impl Publisher {
                 Confirmation::NotRequested => return Err(PublishError::ConfirmsOff),
             }
         }
+        crate::ops::metrics().role(self.role).published.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
 
 impl Publisher {
+    /// Sends a delivery that will never succeed to `{ns}.dead`, with its
+    /// routing key, properties and headers, plus why it failed and where.
+    pub async fn dead_letter(&self, delivery: &lapin::message::Delivery, queue: &str, error: &str) -> Result<(), PublishError> {
+        use lapin::types::{AMQPValue, LongString};
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let text: String = error.chars().take(2000).collect();
+        headers.insert("x-nuannan-error".into(), AMQPValue::LongString(LongString::from(text)));
+        headers.insert("x-nuannan-queue".into(), AMQPValue::LongString(LongString::from(queue)));
+        headers.insert("x-nuannan-exchange".into(), AMQPValue::LongString(LongString::from(delivery.exchange.as_str())));
+        let props = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+        let exchange = self.topology.exchange(Exchange::Dead);
+        let confirm = self
+            .channel
+            .basic_publish(
+                ShortString::from(exchange.as_str()),
+                delivery.routing_key.clone(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &delivery.data,
+                props,
+            )
+            .await?;
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::NotRequested => Err(PublishError::ConfirmsOff),
+            _ => Err(PublishError::Nacked { exchange, routing_key: delivery.routing_key.to_string() }),
+        }
+    }
+
     /// Answers a request on its `reply_to` queue (default exchange), with
     /// confirms and `mandatory` like every publish: a vanished requester is
     /// reported as `Returned`.

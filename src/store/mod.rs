@@ -41,10 +41,26 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Self> {
-        let client = Client::with_uri_str(uri).await.context("parsing mongodb.uri")?;
+        let mut options = mongodb::options::ClientOptions::parse(uri).await.context("parsing mongodb.uri")?;
+        // Fail fast while the store is down, so workers pause and resume
+        // promptly (the driver's default waits 30 s per operation).
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(std::time::Duration::from_secs(5));
+        }
+        let client = Client::with_options(options)?;
         Ok(Store {
             db: client.database(database),
         })
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.db.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+
+    /// A store over a client the caller configured (monitoring, pools).
+    pub fn from_database(db: Database) -> Self {
+        Store { db }
     }
 
     pub fn database(&self) -> &Database {

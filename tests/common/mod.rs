@@ -83,6 +83,7 @@ pub async fn test_settings() -> Settings {
     settings.mongodb.database = format!("test_{}", &id[..12]);
     settings.amqp.url = servers.amqp_url.clone();
     settings.mongodb.uri = servers.mongodb_uri.clone();
+    settings.ops.http_addr = String::new();
     settings
 }
 
@@ -93,6 +94,7 @@ pub fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         ("NUANNAN__AMQP__URL", settings.amqp.url.clone()),
         ("NUANNAN__MONGODB__URI", settings.mongodb.uri.clone()),
         ("NUANNAN__MONGODB__DATABASE", settings.mongodb.database.clone()),
+        ("NUANNAN__OPS__HTTP_ADDR", settings.ops.http_addr.clone()),
     ]
 }
 

@@ -1,0 +1,92 @@
+//! Prometheus metrics per role, kept in atomics (the hot path is one
+//! `fetch_add` per message) and rendered in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Upper bounds of the processing-latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default)]
+pub struct RoleMetrics {
+    pub consumed: AtomicU64,
+    pub published: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub redelivered: AtomicU64,
+    /// Deliveries held while the store was unreachable.
+    pub paused: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_micros: AtomicU64,
+}
+
+impl RoleMetrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    roles: Mutex<BTreeMap<&'static str, &'static RoleMetrics>>,
+}
+
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::default)
+}
+
+impl Metrics {
+    /// The counters of `role`, created on first use and kept for the process's life.
+    pub fn role(&self, role: &'static str) -> &'static RoleMetrics {
+        let mut roles = self.roles.lock().expect("metrics lock");
+        roles.entry(role).or_insert_with(|| Box::leak(Box::default()))
+    }
+}
+
+pub fn render(broker: bool, store: bool) -> String {
+    let roles: Vec<(&str, &RoleMetrics)> = metrics().roles.lock().expect("metrics lock").iter().map(|(k, v)| (*k, *v)).collect();
+    let mut out = String::new();
+    let counters: [(&str, &str, fn(&RoleMetrics) -> &AtomicU64); 6] = [
+        ("nuannan_messages_consumed_total", "Deliveries handled.", |m| &m.consumed),
+        ("nuannan_messages_published_total", "Messages published and confirmed.", |m| &m.published),
+        ("nuannan_messages_failed_total", "Deliveries that failed and were requeued.", |m| &m.retried),
+        ("nuannan_messages_dead_lettered_total", "Deliveries sent to the dead-letter queue.", |m| &m.dead_lettered),
+        ("nuannan_messages_redelivered_total", "Deliveries the broker marked as redelivered.", |m| &m.redelivered),
+        ("nuannan_deliveries_paused_total", "Deliveries held while the store was unreachable.", |m| &m.paused),
+    ];
+    for (name, help, get) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (role, m) in &roles {
+            let _ = writeln!(out, "{name}{{role=\"{role}\"}} {}", get(m).load(Ordering::Relaxed));
+        }
+    }
+    let name = "nuannan_processing_seconds";
+    let _ = writeln!(out, "# HELP {name} Time from delivery to settlement.\n# TYPE {name} histogram");
+    for (role, m) in &roles {
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&m.buckets) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{role=\"{role}\",le=\"{bound}\"}} {cumulative}");
+        }
+        let total = m.consumed.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{role=\"{role}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum{{role=\"{role}\"}} {}", m.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{role=\"{role}\"}} {total}");
+    }
+    for (name, up) in [("nuannan_broker_connected", broker), ("nuannan_store_connected", store)] {
+        let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", u8::from(up));
+    }
+    out
+}
