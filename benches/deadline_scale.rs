@@ -52,9 +52,9 @@ fn args() -> Args {
     let value = |name: &str| argv.iter().position(|a| a == name).and_then(|i| argv.get(i + 1)).map(|v| v.parse().expect(name));
     Args {
         petitions: value("--petitions").unwrap_or(if full { 100_000 } else { 2_000 }) as u32,
-        due: value("--due").unwrap_or(if full { 3_000 } else { 100 }) as u32,
+        due: value("--due").unwrap_or(if full { 2_400 } else { 100 }) as u32,
         window_secs: value("--window-secs").unwrap_or(if full { 60 } else { 5 }),
-        workers: value("--workers").unwrap_or(if full { 2 } else { 1 }) as usize,
+        workers: value("--workers").unwrap_or(1) as usize,
         full,
     }
 }

@@ -18,7 +18,7 @@ use crate::bus::Publisher;
 use crate::clock::{ClockKind, DeadlinePolicy, Due, escalate};
 use crate::lifecycle;
 use crate::config::Settings;
-use crate::domain::{EscalationNotice, EscalationReason, Event, EventType, UnitPath};
+use crate::domain::{EscalationNotice, EscalationReason, Event, PetitionId, EventType, UnitPath};
 use crate::routing::Registry;
 use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Store};
 
@@ -74,15 +74,22 @@ impl DeadlineWorker {
                 return Ok(());
             }
             let now = Utc::now();
-            let due = self.store.due_petitions(now, BATCH).await?;
+            let mut due = self.store.due_petitions(now, BATCH).await?;
             backlog = due.len() as i64 == BATCH;
-            futures::stream::iter(&due)
-                .for_each_concurrent(FIRE_CONCURRENCY, |petition| async move {
-                    if let Err(e) = self.fire(petition, now).await {
-                        tracing::warn!(petition_id = %petition.id, error = format!("{e:#}"), "deadline action failed; retried next scan");
-                    }
-                })
-                .await;
+            // Workers side by side read the same due list: start at different
+            // places so their claims rarely collide.
+            if !due.is_empty() {
+                let start = uuid::Uuid::new_v4().as_u128() as usize % due.len();
+                due.rotate_left(start);
+            }
+            let claims = due.into_iter().map(|petition| self.claim_logged(petition, now));
+            let claimed: Vec<(PetitionId, Vec<OutboxMessage>)> =
+                futures::stream::iter(claims).buffer_unordered(FIRE_CONCURRENCY).filter_map(std::future::ready).collect().await;
+            let pending: Vec<(&PetitionId, &[OutboxMessage])> = claimed.iter().map(|(id, o)| (id, o.as_slice())).collect();
+            // Claimed but not yet published: left in the outboxes for the sweep.
+            if let Err(e) = outbox::flush_many(&self.store, &self.publisher, &pending).await {
+                tracing::warn!(error = format!("{e:#}"), "publishing deadline actions failed; the sweep retries");
+            }
             if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
                 self.sweep_outboxes(now).await?;
                 last_sweep = Some(tokio::time::Instant::now());
@@ -90,10 +97,22 @@ impl DeadlineWorker {
         }
     }
 
-    async fn fire(&self, p: &PetitionRecord, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-        let Some(record) = p.clock else { return Ok(()) };
+    async fn claim_logged(&self, petition: PetitionRecord, now: chrono::DateTime<Utc>) -> Option<(PetitionId, Vec<OutboxMessage>)> {
+        match self.claim(&petition, now).await {
+            Ok(announcements) => Some((petition.id, announcements)),
+            Err(e) => {
+                tracing::warn!(petition_id = %petition.id, error = format!("{e:#}"), "deadline action failed; retried next scan");
+                None
+            }
+        }
+    }
+
+    /// Decides what is due and claims it at the petition's version; returns
+    /// what the claim wrote to the outbox (empty if another worker won).
+    async fn claim(&self, p: &PetitionRecord, now: chrono::DateTime<Utc>) -> anyhow::Result<Vec<OutboxMessage>> {
+        let Some(record) = p.clock else { return Ok(Vec::new()) };
         let clocks = record.clocks();
-        let Some(unit) = p.unit.as_ref().and_then(|u| u.parse::<UnitPath>().ok()) else { return Ok(()) };
+        let Some(unit) = p.unit.as_ref().and_then(|u| u.parse::<UnitPath>().ok()) else { return Ok(Vec::new()) };
         let version = p.version + 1;
         let mut announcements = Vec::new();
         let update = match clocks.due(now, self.warn_ratio) {
@@ -160,10 +179,8 @@ impl DeadlineWorker {
                 }
             }
         };
-        if self.store.update_if_version(p.id.as_str(), p.version, update).await? {
-            outbox::flush(&self.store, &self.publisher, &p.id, &announcements).await?;
-        }
-        Ok(())
+        let claimed = self.store.update_if_version(p.id.as_str(), p.version, update).await?;
+        Ok(if claimed { announcements } else { Vec::new() })
     }
 
     /// Publishes what a worker wrote to an outbox but did not get to

@@ -92,14 +92,16 @@ impl Store {
         Ok(())
     }
 
-    /// Drops published messages from the outbox.
-    pub async fn clear_outbox(&self, id: &PetitionId, message_ids: &[&str]) -> anyhow::Result<()> {
-        self.collection::<bson::Document>(PETITIONS)
-            .update_one(
-                doc! { "_id": id.as_str() },
-                doc! { "$pull": { "outbox": { "id": { "$in": message_ids } } } },
-            )
-            .await?;
+    /// Drops published messages from the petitions' outboxes. Outbox ids
+    /// name their petition, so one id list serves them all.
+    pub async fn clear_outboxes(&self, ids: &[&PetitionId], message_ids: &[&str]) -> anyhow::Result<()> {
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        let pull = doc! { "$pull": { "outbox": { "id": { "$in": message_ids } } } };
+        let petitions = self.collection::<bson::Document>(PETITIONS);
+        match ids.as_slice() {
+            [one] => petitions.update_one(doc! { "_id": *one }, pull).await?,
+            many => petitions.update_many(doc! { "_id": { "$in": many } }, pull).await?,
+        };
         Ok(())
     }
 

@@ -1,0 +1,472 @@
+//! Fault injection, Jepsen-style: 1000+ petitions through `nuannan worker …`
+//! processes started as an operator would, while each role is killed with
+//! `kill -9` and restarted, RabbitMQ is restarted, the MongoDB server is
+//! stopped and restarted, and poison messages are mixed in. Then it counts
+//! what was sent, stored, lost, duplicated and dead-lettered.
+//!
+//! It needs control over the servers: a local `rabbitmqctl` for the broker
+//! (`NUANNAN_FAULT_BROKER_STOP` / `_START` override the commands) and a
+//! MongoDB server binary it starts itself on a free port
+//! (`NUANNAN_FAULT_MONGOD`, default `.venv/bin/secantusd-py` as
+//! `./scripts/test` installs it; `mongod` works too). Without them it says so
+//! and passes vacuously; `./scripts/test` and CI always have them.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{TestApp, app_petition, hotline_order, test_settings, wechat_text};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Confirmation};
+use mongodb::bson::{Document, doc};
+use nuannan::config::Settings;
+use tokio::process::{Child, Command};
+
+const PETITIONS: usize = 1000;
+/// Of which this many were received 5 hours ago: their response window is
+/// breached the moment they are routed, so each must escalate exactly once.
+const LATE_EVERY: usize = 10;
+const POISON: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_or_duplicated_under_faults() {
+    let Some(mongod) = mongod_command() else {
+        eprintln!("skipped: no MongoDB server binary to start and stop (set NUANNAN_FAULT_MONGOD)");
+        return;
+    };
+    if std::env::var("NUANNAN_TEST_AMQP_URL").is_err() || which("rabbitmqctl").is_none() {
+        eprintln!("skipped: needs a local RabbitMQ controllable with rabbitmqctl and NUANNAN_TEST_AMQP_URL");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("faults-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let port = free_port();
+    let mut store = StoreServer { command: mongod, port, data: dir.join("db"), logs: dir.join("logs"), process: None };
+    store.start().await;
+
+    let mut settings = test_settings().await;
+    settings.mongodb.uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    // Every kill and restart returns in-flight deliveries, which the quorum
+    // queue counts; give healthy messages room for the faults we inject.
+    settings.amqp.delivery_limit = 20;
+    settings.deadline.scan_interval_ms = 200;
+    let app = TestApp::with_settings(settings).await;
+    let audit = Audit::declare(&app).await;
+    let mut workers = Workers { settings: app.settings.clone(), logs: dir.join("logs"), running: HashMap::new(), spawned: 0 };
+    for role in ["normalize", "normalize", "route", "route", "deadline", "lifecycle", "notify"] {
+        workers.start(role);
+    }
+
+    let mut intake = ResilientPublisher::connect(&app.settings).await;
+    let started = Instant::now();
+    let mut faults = Vec::new();
+    let mut late = HashSet::new();
+    for i in 0..PETITIONS {
+        let (key, body) = message(i);
+        if i % LATE_EVERY == 3 {
+            late.insert(key.clone());
+        }
+        intake.publish(&app.settings, "intake", channel_of(i), &key, body.into_bytes()).await;
+        if i % 200 == 100 {
+            let id = format!("20261128-99{i:04}");
+            let poison = serde_json::json!({ "event_id": format!("{id}/v1"), "petition_id": id, "type": "received", "at": chrono::Utc::now(), "data": {} });
+            intake.publish(&app.settings, "events", "petition.received", &format!("poison-{i}"), poison.to_string().into_bytes()).await;
+        }
+        match i {
+            150 => faults.push(workers.kill_9_and_restart("normalize").await),
+            300 => faults.push(workers.kill_9_and_restart("route").await),
+            400 => faults.push(workers.kill_9_and_restart("deadline").await),
+            450 => faults.push(workers.kill_9_and_restart("lifecycle").await),
+            500 => faults.push(restart_broker().await),
+            700 => faults.push(store.stop_and_restart(Duration::from_secs(4)).await),
+            850 => {
+                faults.push(workers.kill_9_and_restart("normalize").await);
+                faults.push(workers.kill_9_and_restart("route").await);
+            }
+            _ => {}
+        }
+        if i % 4 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    eprintln!("published {PETITIONS} petitions and {POISON} poison messages in {:?}", started.elapsed());
+
+    // Quiescence: every petition stored, routed, announced; every late one escalated.
+    let db = app.store.database().clone();
+    let petitions = db.collection::<Document>("petitions");
+    wait_long("every petition routed and announced", Duration::from_secs(240), || async {
+        let done = petitions.count_documents(doc! { "status": { "$ne": "received" }, "outbox": { "$size": 0 } }).await.ok()?;
+        let escalated = petitions.count_documents(doc! { "breaches.0": { "$exists": true }, "outbox": { "$size": 0 } }).await.ok()?;
+        (done as usize >= PETITIONS && escalated as usize >= late.len()).then_some(())
+    })
+    .await;
+    // Let stragglers (redeliveries, sweeps) arrive before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    workers.stop_all().await;
+
+    let stored: Vec<Document> = {
+        use futures::TryStreamExt;
+        petitions.find(doc! {}).await.unwrap().try_collect().await.unwrap()
+    };
+    let keys: Vec<String> = stored.iter().map(|p| p.get_document("source").unwrap().get_str("message_id").unwrap().to_owned()).collect();
+    let distinct_keys: HashSet<&String> = keys.iter().collect();
+    let sent: HashSet<String> = (0..PETITIONS).map(|i| message(i).0).collect();
+    let lost = sent.iter().filter(|k| !distinct_keys.contains(k)).count();
+    let petition_dups = keys.len() - distinct_keys.len();
+    let by_key: HashMap<String, String> =
+        stored.iter().map(|p| (p.get_document("source").unwrap().get_str("message_id").unwrap().to_owned(), p.get_str("_id").unwrap().to_owned())).collect();
+    let late_ids: HashSet<&String> = late.iter().filter_map(|k| by_key.get(k)).collect();
+
+    let dispatch = audit.drain(&app.settings, "dispatch").await;
+    let escalations = audit.drain(&app.settings, "escalations").await;
+    let outbound = audit.drain(&app.settings, "outbound").await;
+    // Poison takes delivery_limit + 1 attempts before it is set aside.
+    let dead_queue = format!("{}.dead", app.settings.namespace);
+    let mut dead = Vec::new();
+    let limit = Instant::now() + Duration::from_secs(120);
+    while dead.iter().filter(|m: &&Seen| m.message_id.starts_with("poison-")).count() < POISON {
+        assert!(Instant::now() < limit, "poison not dead-lettered within 120 s");
+        dead.extend(audit.drain_queue(&app.settings, &dead_queue).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // An effect is a distinct message id; the same id twice is a redelivery consumers dedupe.
+    let effects = |msgs: &[Seen], kind: &str| -> HashMap<String, HashSet<String>> {
+        let mut per: HashMap<String, HashSet<String>> = HashMap::new();
+        for m in msgs.iter().filter(|m| kind.is_empty() || m.body["kind"] == kind) {
+            per.entry(m.body["petition_id"].as_str().unwrap_or_default().to_owned()).or_default().insert(m.message_id.clone());
+        }
+        per
+    };
+    let assignments = effects(&dispatch, "");
+    let receipts = effects(&outbound, "receipt");
+    let notices = effects(&escalations, "");
+    let expected_assignments = |id: &String| if late_ids.contains(id) { 2 } else { 1 };
+    let ids: Vec<&String> = by_key.values().collect();
+    let count = |per: &HashMap<String, HashSet<String>>, want: &dyn Fn(&String) -> usize| {
+        let lost = ids.iter().filter(|id| per.get(**id).map_or(0, HashSet::len) < want(id)).count();
+        let dup = ids.iter().filter(|id| per.get(**id).map_or(0, HashSet::len) > want(id)).count();
+        (lost, dup)
+    };
+    let (assign_lost, assign_dup) = count(&assignments, &expected_assignments);
+    let (receipt_lost, receipt_dup) = count(&receipts, &|_| 1);
+    let (esc_lost, esc_dup) = count(&notices, &|id| usize::from(late_ids.contains(id)));
+    let seen: Vec<&Seen> = dispatch.iter().chain(&escalations).chain(&outbound).collect();
+    let republished = seen.len() - seen.iter().map(|m| &m.message_id).collect::<HashSet<_>>().len();
+    let dead_poison = dead.iter().filter(|m| m.message_id.starts_with("poison-")).count();
+    let dead_healthy = dead.len() - dead_poison;
+
+    eprintln!("faults injected: {}", faults.join("; "));
+    let pair = |a: usize, b: usize| format!("{a} / {b}");
+    let table = [
+        ("sent (petitions)", PETITIONS.to_string()),
+        ("stored", distinct_keys.len().to_string()),
+        ("lost", lost.to_string()),
+        ("duplicated petitions", petition_dups.to_string()),
+        ("assignments lost / duplicated", pair(assign_lost, assign_dup)),
+        ("receipts lost / duplicated", pair(receipt_lost, receipt_dup)),
+        ("escalations expected", late_ids.len().to_string()),
+        ("escalations lost / duplicated", pair(esc_lost, esc_dup)),
+        ("same id published again (consumers dedupe)", republished.to_string()),
+        ("poison sent / dead-lettered", pair(POISON, dead_poison)),
+        ("healthy messages dead-lettered", dead_healthy.to_string()),
+    ];
+    eprintln!("| measure | count |\n|---|---|");
+    for (k, v) in table {
+        eprintln!("| {k} | {v} |");
+    }
+    assert_eq!(lost, 0, "lost petitions");
+    assert_eq!(petition_dups, 0, "duplicated petitions");
+    assert_eq!((assign_lost, assign_dup), (0, 0), "assignments lost / duplicated");
+    assert_eq!((receipt_lost, receipt_dup), (0, 0), "receipts lost / duplicated");
+    assert_eq!((esc_lost, esc_dup), (0, 0), "escalations lost / duplicated");
+    assert_eq!(dead_poison, POISON, "every poison message dead-lettered");
+    assert_eq!(dead_healthy, 0, "no healthy message dead-lettered: {:?}", dead.iter().map(|m| &m.message_id).collect::<Vec<_>>());
+
+    audit.delete(&app.settings).await;
+    common::teardown(&app.settings).await;
+    store.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The i-th intake message: its dedup key and body, channels mixed.
+fn message(i: usize) -> (String, String) {
+    let content = ["团岛二路路灯不亮", "楼道堆放杂物", "噪音扰民", "下水道堵塞"][i % 4];
+    match channel_of(i) {
+        "wechat" => {
+            let msg_id = format!("{}", 7_000_000_000_u64 + i as u64);
+            let created = chrono::Utc::now().timestamp() - if i % LATE_EVERY == 3 { 5 * 3600 } else { 0 };
+            (msg_id.clone(), wechat_text(&format!("o-fault-{i}"), &msg_id, &format!("{content}，团岛"), created))
+        }
+        "app" => {
+            let key = format!("fault-app-{i}");
+            let mut body: serde_json::Value = serde_json::from_str(&app_petition(&key, content)).unwrap();
+            if i % LATE_EVERY == 3 {
+                body["submitted_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339());
+            }
+            (key, body.to_string())
+        }
+        _ => {
+            let key = format!("FAULT-{i:06}");
+            let mut body: serde_json::Value = serde_json::from_str(&hotline_order(&key, content)).unwrap();
+            if i % LATE_EVERY == 3 {
+                body["created_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339());
+            }
+            (key, body.to_string())
+        }
+    }
+}
+
+fn channel_of(i: usize) -> &'static str {
+    ["wechat", "app", "hotline"][i % 3]
+}
+
+// ---- the servers -----------------------------------------------------------
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
+}
+
+fn mongod_command() -> Option<String> {
+    if let Ok(cmd) = std::env::var("NUANNAN_FAULT_MONGOD") {
+        return Some(cmd);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/secantusd-py");
+    venv.is_file().then(|| venv.display().to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct StoreServer {
+    command: String,
+    port: u16,
+    data: PathBuf,
+    logs: PathBuf,
+    process: Option<Child>,
+}
+
+impl StoreServer {
+    async fn start(&mut self) {
+        std::fs::create_dir_all(&self.data).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.join("store.log")).unwrap();
+        let data = self.data.display().to_string();
+        let port = self.port.to_string();
+        let args: Vec<&str> = if self.command.ends_with("mongod") {
+            vec!["--port", &port, "--dbpath", &data, "--bind_ip", "127.0.0.1"]
+        } else {
+            vec!["--port", &port, "--storage-path", &data]
+        };
+        let child = Command::new(&self.command).args(args).stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true).spawn().unwrap();
+        self.process = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_long("the store to accept connections", Duration::from_secs(60), || async {
+            tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    /// A clean stop (SIGTERM), as an operator's restart does.
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let pid = child.id().unwrap().to_string();
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+            if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    async fn stop_and_restart(&mut self, down: Duration) -> String {
+        self.stop().await;
+        tokio::time::sleep(down).await;
+        self.start().await;
+        format!("MongoDB stopped for {down:?} and restarted")
+    }
+}
+
+async fn restart_broker() -> String {
+    let stop = std::env::var("NUANNAN_FAULT_BROKER_STOP").unwrap_or_else(|_| "rabbitmqctl -q stop_app".into());
+    let start = std::env::var("NUANNAN_FAULT_BROKER_START").unwrap_or_else(|_| "rabbitmqctl -q start_app && rabbitmqctl -q await_startup".into());
+    let run = |cmd: String| async move {
+        let status = Command::new("sh").arg("-c").arg(&cmd).status().await.unwrap();
+        assert!(status.success(), "`{cmd}` failed");
+    };
+    let t = Instant::now();
+    run(stop).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run(start).await;
+    format!("RabbitMQ restarted ({:?})", t.elapsed())
+}
+
+// ---- the workers -----------------------------------------------------------
+
+struct Workers {
+    settings: Settings,
+    logs: PathBuf,
+    running: HashMap<&'static str, Vec<Child>>,
+    spawned: usize,
+}
+
+impl Workers {
+    fn start(&mut self, role: &'static str) {
+        self.spawned += 1;
+        let log = std::fs::File::create(self.logs.join(format!("{role}-{}.log", self.spawned))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_nuannan"))
+            .args(["worker", role])
+            .envs(common::settings_env(&self.settings))
+            .env("NUANNAN__AMQP__DELIVERY_LIMIT", self.settings.amqp.delivery_limit.to_string())
+            .env("NUANNAN__DEADLINE__SCAN_INTERVAL_MS", self.settings.deadline.scan_interval_ms.to_string())
+            .env("NUANNAN__AMQP__RECONNECT_MAX_MS", "2000")
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.running.entry(role).or_default().push(child);
+    }
+
+    async fn kill_9_and_restart(&mut self, role: &'static str) -> String {
+        let mut child = self.running.get_mut(role).and_then(|v| (!v.is_empty()).then(|| v.remove(0))).expect("a running worker");
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        self.start(role);
+        format!("kill -9 {role}")
+    }
+
+    async fn stop_all(&mut self) {
+        for (_, children) in self.running.drain() {
+            for mut c in children {
+                let _ = c.start_kill();
+                let _ = c.wait().await;
+            }
+        }
+    }
+}
+
+// ---- the broker side of the audit -------------------------------------------
+
+/// Publishes like a channel adapter should: with confirms, and on any
+/// failure reconnects and sends the same message again (same message id).
+struct ResilientPublisher {
+    channel: Option<lapin::Channel>,
+    conn: Option<lapin::Connection>,
+}
+
+impl ResilientPublisher {
+    async fn connect(settings: &Settings) -> Self {
+        let mut p = ResilientPublisher { channel: None, conn: None };
+        p.reopen(settings).await;
+        p
+    }
+
+    async fn reopen(&mut self, settings: &Settings) {
+        loop {
+            if let Ok(conn) = nuannan::bus::connect(&settings.amqp.url, "fault-adapter").await
+                && let Ok(ch) = conn.create_channel().await
+                && ch.confirm_select(ConfirmSelectOptions::default()).await.is_ok()
+            {
+                self.channel = Some(ch);
+                self.conn = Some(conn);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn publish(&mut self, settings: &Settings, exchange: &str, key: &str, id: &str, body: Vec<u8>) {
+        let exchange = format!("{}.{exchange}", settings.namespace);
+        let content_type = if key == "wechat" { "application/xml" } else { "application/json" };
+        loop {
+            let ch = self.channel.as_ref().unwrap();
+            let props = BasicProperties::default().with_delivery_mode(2).with_message_id(id.into()).with_content_type(content_type.into());
+            let sent = ch.basic_publish(exchange.as_str().into(), key.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &body, props).await;
+            if let Ok(confirm) = sent
+                && let Ok(Confirmation::Ack(None)) = confirm.await
+            {
+                return;
+            }
+            self.reopen(settings).await;
+        }
+    }
+}
+
+struct Seen {
+    message_id: String,
+    body: serde_json::Value,
+}
+
+/// Durable quorum queues bound to the exchanges whose messages are effects:
+/// unlike a test tap they survive the broker restart.
+struct Audit;
+
+impl Audit {
+    const EXCHANGES: [&str; 3] = ["dispatch", "escalations", "outbound"];
+
+    fn queue(settings: &Settings, exchange: &str) -> String {
+        format!("{}.audit.{exchange}", settings.namespace)
+    }
+
+    async fn declare(app: &TestApp) -> Audit {
+        let ch = app.conn.create_channel().await.unwrap();
+        for x in Self::EXCHANGES {
+            let mut args = FieldTable::default();
+            args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+            let q = Self::queue(&app.settings, x);
+            ch.queue_declare(q.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args).await.unwrap();
+            let exchange = format!("{}.{x}", app.settings.namespace);
+            ch.queue_bind(q.as_str().into(), exchange.as_str().into(), "#".into(), QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+        }
+        Audit
+    }
+
+    async fn drain(&self, settings: &Settings, exchange: &str) -> Vec<Seen> {
+        self.drain_queue(settings, &Self::queue(settings, exchange)).await
+    }
+
+    async fn drain_queue(&self, settings: &Settings, queue: &str) -> Vec<Seen> {
+        let conn = nuannan::bus::connect(&settings.amqp.url, "fault-audit").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(msg) = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+            let d = msg.delivery;
+            seen.push(Seen {
+                message_id: d.properties.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                body: serde_json::from_slice(&d.data).unwrap_or_default(),
+            });
+            d.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        seen
+    }
+
+    async fn delete(&self, settings: &Settings) {
+        let conn = nuannan::bus::connect(&settings.amqp.url, "fault-audit").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        for x in Self::EXCHANGES {
+            let _ = ch.queue_delete(Self::queue(settings, x).as_str().into(), Default::default()).await;
+        }
+        let _ = conn.close(200, "bye".into()).await;
+    }
+}
+
+async fn wait_long<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
