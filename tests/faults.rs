@@ -187,7 +187,7 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     assert_eq!(dead_healthy, 0, "no healthy message dead-lettered: {:?}", dead.iter().map(|m| &m.message_id).collect::<Vec<_>>());
 
     audit.delete(&app.settings).await;
-    common::teardown(&app.settings).await;
+    app.cleanup().await;
     store.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -105,6 +105,24 @@ pub struct TestApp {
     pub conn: lapin::Connection,
     shutdown: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    cleaned: bool,
+}
+
+/// A test that panicked never reached `cleanup`: remove its namespace and
+/// database anyway, so failed runs do not pile quorum queues on the broker.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.shutdown.cancel();
+        let settings = self.settings.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(teardown(&settings));
+        })
+        .join();
+    }
 }
 
 impl TestApp {
@@ -127,6 +145,7 @@ impl TestApp {
             conn,
             shutdown: CancellationToken::new(),
             workers: Vec::new(),
+            cleaned: false,
         }
     }
 
@@ -200,6 +219,7 @@ impl TestApp {
     pub async fn cleanup(mut self) {
         self.stop_workers().await;
         teardown(&self.settings).await;
+        self.cleaned = true;
     }
 }
 
