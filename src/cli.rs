@@ -55,6 +55,9 @@ pub enum Command {
         #[arg(long)]
         working_days: u8,
     },
+    /// Benchmark the pipeline end to end against the raw broker and store
+    /// (a fresh namespace and database, removed afterwards).
+    Bench(crate::bench::BenchArgs),
     /// Print the KPIs of petitions received in a period.
     Report {
         /// First day (YYYY-MM-DD, Asia/Shanghai) or RFC 3339 instant; default: everything.
@@ -90,6 +93,7 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Demo => crate::demo::run(&settings).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
         Command::Deadline { from, working_days } => deadline(&settings, &from, working_days),
+        Command::Bench(args) => crate::bench::run(&settings, &args).await,
         Command::Report { from, to, by, format } => report(&settings, from, to, by, format).await,
         Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
     }

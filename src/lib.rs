@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod clock;
