@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::process::Stdio;
 
-use common::{TestApp, app_petition, settings_env, wait_for};
+use common::{TestApp, app_petition, settings_env, wait_for, wait_up_to};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Handler, Outcome, Publisher};
@@ -112,7 +112,7 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     let at_kill = app.count("petitions", doc! {}).await;
 
     let mut second = spawn_worker();
-    wait_for("every petition stored and announced", || async {
+    wait_up_to("every petition stored and announced", std::time::Duration::from_secs(120), || async {
         let done = app.count("petitions", doc! { "outbox": { "$size": 0 } }).await;
         (done as usize == N).then_some(())
     })

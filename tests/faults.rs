@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, app_petition, hotline_order, test_settings, wechat_text};
+use common::{TestApp, app_petition, hotline_order, test_settings, wait_up_to, wechat_text};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Confirmation};
@@ -97,7 +97,7 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     // Quiescence: every petition stored, routed, announced; every late one escalated.
     let db = app.store.database().clone();
     let petitions = db.collection::<Document>("petitions");
-    wait_long("every petition routed and announced", Duration::from_secs(240), || async {
+    wait_up_to("every petition routed and announced", Duration::from_secs(240), || async {
         let done = petitions.count_documents(doc! { "status": { "$ne": "received" }, "outbox": { "$size": 0 } }).await.ok()?;
         let escalated = petitions.count_documents(doc! { "breaches.0": { "$exists": true }, "outbox": { "$size": 0 } }).await.ok()?;
         (done as usize >= PETITIONS && escalated as usize >= late.len()).then_some(())
@@ -264,7 +264,7 @@ impl StoreServer {
         let child = Command::new(&self.command).args(args).stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true).spawn().unwrap();
         self.process = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
-        wait_long("the store to accept connections", Duration::from_secs(60), || async {
+        wait_up_to("the store to accept connections", Duration::from_secs(60), || async {
             tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
         })
         .await;
@@ -454,19 +454,3 @@ impl Audit {
         let _ = conn.close(200, "bye".into()).await;
     }
 }
-
-async fn wait_long<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-

@@ -2,6 +2,7 @@
 //! publish — driven by the shared consume loop in [`crate::bus`]; this module
 //! supervises them: connect, declare, consume, reconnect with backoff.
 
+mod batch;
 mod deadline;
 mod lifecycle;
 mod normalize;

@@ -6,17 +6,29 @@ use chrono_tz::Asia::Shanghai;
 use lapin::message::Delivery;
 use serde_json::json;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::batch::Batcher;
 use super::outbox;
 use crate::bus::{Handler, Outcome, Publisher};
 use crate::config::Settings;
 use crate::domain::{
-    Channel, Event, EventType, NewPetition, Outbound, OutboundKind, ReceiptClock, Recipient, receipt_text,
+    Channel, Event, EventType, NewPetition, PetitionId, Outbound, OutboundKind, ReceiptClock, Recipient, receipt_text,
 };
 use crate::intake::{self, HeldAttachment, Intake, IntakePolicy};
-use crate::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store};
+use crate::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store, share_error};
 use crate::telemetry::mask_id;
 
+/// New petitions are registered in batches across in-flight deliveries.
+const BATCH: usize = 100;
+
 pub struct Normalizer {
+    inner: Arc<Inner>,
+    batch: Batcher<(NewPetition, DateTime<Utc>), anyhow::Result<()>>,
+}
+
+struct Inner {
     store: Store,
     publisher: Publisher,
     policy: IntakePolicy,
@@ -35,7 +47,28 @@ impl Handler for Normalizer {
 
 impl Normalizer {
     pub fn new(settings: &Settings, store: Store, publisher: Publisher) -> Self {
-        Normalizer {
+        let inner = Arc::new(Inner::new(settings, store, publisher));
+        let worker = inner.clone();
+        let batch = Batcher::spawn(BATCH, move |items| {
+            let worker = worker.clone();
+            async move { worker.register_batch(items).await }
+        });
+        Normalizer { inner, batch }
+    }
+
+    async fn process(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let key = delivery.routing_key.as_str();
+        let now = now_millis();
+        match intake::parse(key, &delivery.data, now, &self.inner.policy) {
+            Ok(Intake::Petition(p)) => self.batch.submit((p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down"))),
+            other => self.inner.other(delivery, other, now).await,
+        }
+    }
+}
+
+impl Inner {
+    fn new(settings: &Settings, store: Store, publisher: Publisher) -> Self {
+        Inner {
             store,
             publisher,
             policy: IntakePolicy {
@@ -50,10 +83,10 @@ impl Normalizer {
         }
     }
 
-    async fn process(&self, delivery: &Delivery) -> anyhow::Result<()> {
+    /// Everything but a new petition: attachments, channel events, rejections.
+    async fn other(&self, delivery: &Delivery, parsed: Result<Intake, intake::Rejection>, now: DateTime<Utc>) -> anyhow::Result<()> {
         let key = delivery.routing_key.as_str();
-        let now = now_millis();
-        match intake::parse(key, &delivery.data, now, &self.policy) {
+        match parsed {
             Ok(Intake::Petition(p)) => self.petition(p, now).await,
             Ok(Intake::Attachment(a)) => self.attachment(&a).await,
             Ok(Intake::ChannelEvent(e)) => {
@@ -76,6 +109,78 @@ impl Normalizer {
                 Ok(())
             }
         }
+    }
+
+    async fn register_batch(&self, items: Vec<(NewPetition, DateTime<Utc>)>) -> Vec<anyhow::Result<()>> {
+        if items.len() == 1 {
+            let (p, now) = items.into_iter().next().expect("one item");
+            return vec![self.petition(p, now).await];
+        }
+        match self.try_register_batch(&items).await {
+            Ok(slow) => {
+                // The few that need the one-by-one path: redeliveries and dedup races.
+                let mut results = Vec::with_capacity(items.len());
+                for ((p, now), slow) in items.into_iter().zip(slow) {
+                    results.push(if slow { self.petition(p, now).await } else { Ok(()) });
+                }
+                results
+            }
+            Err(e) => items.iter().map(|_| Err(share_error(&e))).collect(),
+        }
+    }
+
+    /// Registers the batch's new petitions with bulk operations; returns,
+    /// per item, whether it still needs the one-by-one path.
+    async fn try_register_batch(&self, items: &[(NewPetition, DateTime<Utc>)]) -> anyhow::Result<Vec<bool>> {
+        let sources: Vec<(Channel, &str)> = items.iter().map(|(p, _)| (p.source.channel, p.source.message_id.as_str())).collect();
+        let known: HashSet<(Channel, String)> = self
+            .store
+            .petitions_by_sources(&sources)
+            .await?
+            .into_iter()
+            .map(|r| (r.source.channel, r.source.message_id))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut slow: Vec<bool> = sources
+            .iter()
+            .map(|(c, k)| known.contains(&(*c, (*k).to_owned())) || !seen.insert((*c, *k)))
+            .collect();
+        let day_of = |i: usize| items[i].1.with_timezone(&Shanghai).date_naive();
+        let Some(first) = (0..items.len()).find(|&i| !slow[i]) else { return Ok(slow) };
+        let day = day_of(first);
+        // A batch straddling midnight: the next day's petitions go one by one.
+        for (i, s) in slow.iter_mut().enumerate() {
+            *s = *s || day_of(i) != day;
+        }
+        let fresh: Vec<usize> = (0..items.len()).filter(|&i| !slow[i]).collect();
+        let ids = self.store.next_petition_ids(day, fresh.len() as u32).await?;
+        let records: Vec<PetitionRecord> = fresh
+            .iter()
+            .zip(ids)
+            .map(|(&i, id)| {
+                let (p, now) = &items[i];
+                let mut record = PetitionRecord::new(id, p.clone(), *now);
+                record.outbox = self.announcements(&record, *now);
+                record
+            })
+            .collect();
+        let inserted = self.store.insert_petitions(&records).await?;
+        for (&i, ok) in fresh.iter().zip(&inserted) {
+            slow[i] = !ok;
+        }
+        let stored: Vec<&PetitionRecord> = records.iter().zip(&inserted).filter(|(_, ok)| **ok).map(|(r, _)| r).collect();
+        // After the insert, so an attachment held concurrently is seen by one side or the other.
+        let wechat: Vec<&str> = stored.iter().filter(|r| r.source.channel == Channel::Wechat).map(|r| r.citizen.id.as_str()).collect();
+        let waiting = self.store.citizens_with_held(Channel::Wechat, &wechat).await?;
+        for r in stored.iter().filter(|r| r.source.channel == Channel::Wechat && waiting.contains(&r.citizen.id)) {
+            self.attach_held(r).await?;
+        }
+        let pending: Vec<(&PetitionId, &[OutboxMessage])> = stored.iter().map(|r| (&r.id, r.outbox.as_slice())).collect();
+        outbox::flush_many(&self.store, &self.publisher, &pending).await?;
+        for r in &stored {
+            tracing::info!(petition_id = %r.id, channel = %r.source.channel, citizen = mask_id(&r.citizen.id), "petition registered");
+        }
+        Ok(slow)
     }
 
     async fn petition(&self, p: NewPetition, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -124,13 +229,7 @@ impl Normalizer {
     /// Everything after the insert, safe to repeat on every redelivery.
     async fn finish(&self, record: &PetitionRecord) -> anyhow::Result<()> {
         if record.source.channel == Channel::Wechat {
-            let at = record.received_at.to_chrono();
-            self.store
-                .claim_held_near(Channel::Wechat, &record.citizen.id, at, self.attach_window, &record.id)
-                .await?;
-            for held in self.store.held_for(&record.id).await? {
-                self.store.attach(&record.id, &held.attachment).await?;
-            }
+            self.attach_held(record).await?;
         }
         let pending = !record.outbox.is_empty();
         outbox::flush(&self.store, &self.publisher, &record.id, &record.outbox).await?;
@@ -141,6 +240,18 @@ impl Normalizer {
                 citizen = mask_id(&record.citizen.id),
                 "petition registered"
             );
+        }
+        Ok(())
+    }
+
+    /// Claims the citizen's held WeChat attachments and attaches them.
+    async fn attach_held(&self, record: &PetitionRecord) -> anyhow::Result<()> {
+        let at = record.received_at.to_chrono();
+        self.store
+            .claim_held_near(Channel::Wechat, &record.citizen.id, at, self.attach_window, &record.id)
+            .await?;
+        for held in self.store.held_for(&record.id).await? {
+            self.store.attach(&record.id, &held.attachment).await?;
         }
         Ok(())
     }

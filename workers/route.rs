@@ -9,19 +9,29 @@ use lapin::message::Delivery;
 use mongodb::bson::doc;
 use serde_json::json;
 
+use std::collections::{HashMap, HashSet};
+
+use super::batch::Batcher;
 use super::outbox;
 use crate::bus::{Handler, Outcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{Event, EventType, Status};
+use crate::domain::{Event, EventType, PetitionId, Status};
 use crate::routing::{Classifier, Registry, RouteDecision, RouteInput, Router};
 use crate::clock::{Clocks, Window};
-use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Routed, Store};
+use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Routed, Store, route_write, share_error};
 
 /// Concurrent changes (a WeChat location attached meanwhile) are rare; a
 /// few fresh attempts settle them.
 const ATTEMPTS: usize = 5;
 
+/// Routing decisions are written in batches across in-flight deliveries.
+const BATCH: usize = 100;
+
 pub struct RouteWorker {
+    batch: Batcher<Event, anyhow::Result<()>>,
+}
+
+struct Inner {
     store: Store,
     publisher: Publisher,
     router: Router,
@@ -35,7 +45,7 @@ impl Handler for RouteWorker {
             // Our own message, unreadable: a bug for operators, not a retry.
             Err(e) => return Outcome::DeadLetter(anyhow::anyhow!("unreadable event: {e}")),
         };
-        match self.route(&event).await {
+        match self.batch.submit(event).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down"))) {
             Ok(()) => Outcome::Ack,
             Err(e) => Outcome::Retry(e),
         }
@@ -59,7 +69,68 @@ impl RouteWorker {
             classifier: Classifier::bundled(),
             deadlines: settings.deadline_policy(),
         };
-        Ok(RouteWorker { store, publisher, router, warn_ratio: settings.deadline.warn_ratio })
+        let inner = Arc::new(Inner { store, publisher, router, warn_ratio: settings.deadline.warn_ratio });
+        let batch = Batcher::spawn(BATCH, move |events| {
+            let worker = inner.clone();
+            async move { worker.route_batch(events).await }
+        });
+        Ok(RouteWorker { batch })
+    }
+}
+
+impl Inner {
+    async fn route_batch(&self, events: Vec<Event>) -> Vec<anyhow::Result<()>> {
+        if events.len() == 1 {
+            return vec![self.route(&events[0]).await];
+        }
+        match self.try_route_batch(&events).await {
+            Ok(slow) => {
+                let mut results = Vec::with_capacity(events.len());
+                for (event, slow) in events.iter().zip(slow) {
+                    results.push(if slow { self.route(event).await } else { Ok(()) });
+                }
+                results
+            }
+            Err(e) => events.iter().map(|_| Err(share_error(&e))).collect(),
+        }
+    }
+
+    /// Routes the batch's `received` petitions with one read, one bulk
+    /// write and one flush; returns, per event, whether it still needs the
+    /// one-by-one path (redeliveries, races, repeats within the batch).
+    async fn try_route_batch(&self, events: &[Event]) -> anyhow::Result<Vec<bool>> {
+        let ids: Vec<&str> = events.iter().map(|e| e.petition_id.as_str()).collect();
+        let found: HashMap<String, PetitionRecord> =
+            self.store.petitions_by_ids(&ids).await?.into_iter().map(|p| (p.id.to_string(), p)).collect();
+        let mut seen = HashSet::new();
+        let mut slow = vec![true; events.len()];
+        let mut batch: Vec<(usize, &PetitionRecord, RouteDecision)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(p) = found.get(*id)
+                && p.status == Status::Received
+                && seen.insert(*id)
+            {
+                batch.push((i, p, self.router.decide(&input(p))));
+                slow[i] = false;
+            }
+        }
+        if batch.is_empty() {
+            return Ok(slow);
+        }
+        let routed: Vec<Routed> = batch.iter().map(|(_, p, d)| routed(p, d, self.warn_ratio)).collect();
+        let writes = batch.iter().zip(&routed).map(|((_, p, _), r)| route_write(p.id.as_str(), p.version, r)).collect::<anyhow::Result<Vec<_>>>()?;
+        let applied = self.store.update_petitions(writes).await?;
+        let mut pending: Vec<(&PetitionId, &[OutboxMessage])> = Vec::new();
+        for (((i, p, d), r), ok) in batch.iter().zip(&routed).zip(applied) {
+            if ok {
+                pending.push((&p.id, r.outbox.as_slice()));
+                tracing::info!(petition_id = %p.id, unit = %d.unit, status = ?d.status, category = ?d.category, "petition routed");
+            } else {
+                slow[*i] = true;
+            }
+        }
+        outbox::flush_many(&self.store, &self.publisher, &pending).await?;
+        Ok(slow)
     }
 
     async fn route(&self, event: &Event) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub petitions: usize,
     /// Petitions written by each raw store loop.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 160)]
     pub store_petitions: u32,
     /// Messages through the raw broker loop.
     #[arg(long, default_value_t = 10_000)]

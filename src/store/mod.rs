@@ -1,6 +1,7 @@
 //! MongoDB, the source of truth: typed access to each collection.
 
 mod attachments;
+mod batch;
 mod channel_events;
 mod clock;
 mod commands;
@@ -13,6 +14,7 @@ mod rejections;
 mod report;
 mod routing;
 
+pub use batch::share_error;
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
 pub use outbox::OutboxMessage;
@@ -20,7 +22,7 @@ pub use petitions::Inserted;
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
 pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
 pub use rejections::RejectionRecord;
-pub use routing::{REGISTRY, Routed, UNITS};
+pub use routing::{REGISTRY, Routed, UNITS, route_write};
 
 use anyhow::Context;
 use mongodb::bson::{Document, doc};

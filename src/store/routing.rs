@@ -33,33 +33,37 @@ fn area(place: &UnitPath) -> Document {
     }
 }
 
+/// The conditional update that applies a routing decision: only if the
+/// petition is still `received` at `version`.
+pub fn route_write(id: &str, version: i64, r: &Routed<'_>) -> anyhow::Result<(Document, Document)> {
+    let outbox = r.outbox.iter().map(bson::to_bson).collect::<Result<Vec<_>, _>>()?;
+    let update = doc! {
+        "$set": {
+            "grid": r.grid.map(|g| g.as_str()),
+            "unit": r.unit.as_str(),
+            "category": bson::to_bson(&r.category)?,
+            "status": bson::to_bson(&r.status)?,
+            "deadlines": {
+                "respond_by": bson::DateTime::from(r.deadlines.respond_by),
+                "resolve_by": bson::DateTime::from(r.deadlines.resolve_by),
+            },
+            "routing": r.routing.clone(),
+            "area": area(r.grid.unwrap_or(r.unit)),
+            "clock": bson::to_bson(&r.clock)?,
+            "updated_at": bson::DateTime::now(),
+        },
+        "$inc": { "version": 1, "dispatch_attempts": 1 },
+        "$push": { "outbox": { "$each": outbox } },
+    };
+    Ok((doc! { "_id": id, "version": version, "status": "received" }, update))
+}
+
 impl Store {
     /// Applies the decision only if the petition is still `received` at
     /// `version`; `false` means someone changed it first (re-read, decide again).
     pub async fn route_petition(&self, id: &str, version: i64, r: Routed<'_>) -> anyhow::Result<bool> {
-        let outbox = r.outbox.iter().map(bson::to_bson).collect::<Result<Vec<_>, _>>()?;
-        let update = doc! {
-            "$set": {
-                "grid": r.grid.map(|g| g.as_str()),
-                "unit": r.unit.as_str(),
-                "category": bson::to_bson(&r.category)?,
-                "status": bson::to_bson(&r.status)?,
-                "deadlines": {
-                    "respond_by": bson::DateTime::from(r.deadlines.respond_by),
-                    "resolve_by": bson::DateTime::from(r.deadlines.resolve_by),
-                },
-                "routing": r.routing,
-                "area": area(r.grid.unwrap_or(r.unit)),
-                "clock": bson::to_bson(&r.clock)?,
-                "updated_at": bson::DateTime::now(),
-            },
-            "$inc": { "version": 1, "dispatch_attempts": 1 },
-            "$push": { "outbox": { "$each": outbox } },
-        };
-        let result = self
-            .collection::<Document>(PETITIONS)
-            .update_one(doc! { "_id": id, "version": version, "status": "received" }, update)
-            .await?;
+        let (filter, update) = route_write(id, version, &r)?;
+        let result = self.collection::<Document>(PETITIONS).update_one(filter, update).await?;
         Ok(result.modified_count == 1)
     }
 

@@ -236,17 +236,26 @@ const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Polls `probe` until it yields a value. A condition, not a sleep: it
 /// returns as soon as the state is there, and fails the test after 30 s.
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    wait_up_to(what, WAIT_LIMIT, probe).await
+}
+
+/// `wait_for` with a limit of its own, for bulk work (hundreds of petitions).
+pub async fn wait_up_to<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

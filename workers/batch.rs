@@ -1,0 +1,55 @@
+//! Group commit across in-flight deliveries. Each delivery submits its
+//! unit of work and waits for the answer; a single task takes everything
+//! that queued up while the previous batch ran and does it with bulk
+//! operations. Nothing waits on purpose: under light load a batch is one
+//! item, under heavy load it grows, and the store sees a handful of
+//! operations per batch instead of a handful per petition. Acks still
+//! follow durable writes, because each delivery is acked only after its
+//! answer arrives.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub struct Batcher<I, O> {
+    tx: mpsc::UnboundedSender<(I, oneshot::Sender<O>)>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+    /// Runs `work` on batches of at most `max` items. `work` returns one
+    /// answer per item, in order.
+    pub fn spawn<W, F>(max: usize, work: W) -> Self
+    where
+        W: Fn(Vec<I>) -> F + Send + Sync + 'static,
+        F: Future<Output = Vec<O>> + Send,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
+        let work = Arc::new(work);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max {
+                    match rx.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
+                    }
+                }
+                let (items, replies): (Vec<I>, Vec<oneshot::Sender<O>>) = batch.into_iter().unzip();
+                let answers = work(items).await;
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+        });
+        Batcher { tx }
+    }
+
+    /// Submits one item and waits for its answer; `None` if the batch task
+    /// is gone (the worker is shutting down).
+    pub async fn submit(&self, item: I) -> Option<O> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((item, reply)).ok()?;
+        answer.await.ok()
+    }
+}
