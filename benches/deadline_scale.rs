@@ -30,7 +30,7 @@ use mongodb::options::ClientOptions;
 use nuannan::bus::{self, Publisher};
 use nuannan::clock::{Clocks, Window};
 use nuannan::config::Settings;
-use nuannan::domain::{Category, Channel, Citizen, NewPetition, PetitionId, ReceiptTime, RoutingHints, Source, Status};
+use nuannan::domain::{PetitionId, Status};
 use nuannan::store::{ClockRecord, DeadlinesRecord, PetitionRecord, Store};
 use nuannan::workers::{DeadlineWorker, declare_topology, topology};
 use tokio_util::sync::CancellationToken;
@@ -246,21 +246,7 @@ fn record(n: u32, at: DateTime<Utc>, warning: bool) -> anyhow::Result<Document> 
     };
     let resolve = Window::new(received, at + chrono::Duration::days(3));
     let clock = ClockRecord::new(&Clocks { respond: Some(window), resolve: Some(resolve), rating_by: None }, 0.75);
-    let new = NewPetition {
-        source: Source { channel: Channel::App, message_id: format!("bench-{n}") },
-        citizen: Citizen { id: format!("bench-user-{n}"), phone: None, name: None },
-        content: "楼道灯坏了".into(),
-        received: ReceiptTime { at: received, note: None },
-        category: Some(Category::Livelihood),
-        subcategory: None,
-        classification: None,
-        urgent: false,
-        time_limit_days: None,
-        point: None,
-        address: None,
-        hints: RoutingHints::default(),
-        images: Vec::new(),
-    };
+    let new = nuannan::bench::sample::new_petition(format!("bench-{n}"), n, received);
     let mut r = PetitionRecord::new(petition_id(n), new, received);
     r.status = Status::Assigned;
     r.unit = Some(UNIT.to_owned());

@@ -107,6 +107,7 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     for task in futures::future::join_all(tasks).await {
         task.context("worker task panicked")?;
     }
+    outbox::drain().await;
     Ok(())
 }
 

@@ -132,19 +132,10 @@ impl Inner {
     /// Registers the batch's new petitions with bulk operations; returns,
     /// per item, whether it still needs the one-by-one path.
     async fn try_register_batch(&self, items: &[(NewPetition, DateTime<Utc>)]) -> anyhow::Result<Vec<bool>> {
-        let sources: Vec<(Channel, &str)> = items.iter().map(|(p, _)| (p.source.channel, p.source.message_id.as_str())).collect();
-        let known: HashSet<(Channel, String)> = self
-            .store
-            .petitions_by_sources(&sources)
-            .await?
-            .into_iter()
-            .map(|r| (r.source.channel, r.source.message_id))
-            .collect();
+        // Redeliveries are not looked up first: their insert fails on the
+        // dedup index and they take the one-by-one path (their number is skipped).
         let mut seen = HashSet::new();
-        let mut slow: Vec<bool> = sources
-            .iter()
-            .map(|(c, k)| known.contains(&(*c, (*k).to_owned())) || !seen.insert((*c, *k)))
-            .collect();
+        let mut slow: Vec<bool> = items.iter().map(|(p, _)| !seen.insert((p.source.channel, p.source.message_id.as_str()))).collect();
         let day_of = |i: usize| items[i].1.with_timezone(&Shanghai).date_naive();
         let Some(first) = (0..items.len()).find(|&i| !slow[i]) else { return Ok(slow) };
         let day = day_of(first);

@@ -3,6 +3,11 @@
 //! redelivery (or the deadline role's sweep) to finish; consumers dedupe on
 //! the stable message ids.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
 use crate::bus::{Outgoing, Publisher};
 use crate::domain::PetitionId;
 use crate::store::{OutboxMessage, Store};
@@ -25,10 +30,33 @@ pub async fn flush_many(store: &Store, publisher: &Publisher, pending: &[(&Petit
             _ => None,
         })
         .collect();
-    store.append_events(&events).await?;
     let messages: Vec<Outgoing> = all.iter().map(|m| m.to_outgoing()).collect();
-    publisher.publish_all(&messages).await?;
-    let ids: Vec<&PetitionId> = pending.iter().filter(|(_, o)| !o.is_empty()).map(|(id, _)| *id).collect();
-    let message_ids: Vec<&str> = all.iter().map(|m| m.id()).collect();
-    store.clear_outboxes(&ids, &message_ids).await
+    // The audit append and the publish are independent: both must finish before the ack.
+    tokio::try_join!(store.append_events(&events), async { Ok(publisher.publish_all(&messages).await?) })?;
+    // Forgetting what was published is housekeeping, off the ack's path: if it
+    // is lost, a redelivery or the sweep re-sends the same ids, which consumers dedupe.
+    let ids: Vec<PetitionId> = pending.iter().filter(|(_, o)| !o.is_empty()).map(|(id, _)| (*id).clone()).collect();
+    let message_ids: Vec<String> = all.iter().map(|m| m.id().to_owned()).collect();
+    let store = store.clone();
+    housekeeping().spawn(async move {
+        let ids: Vec<&PetitionId> = ids.iter().collect();
+        let message_ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
+        if let Err(e) = store.clear_outboxes(&ids, &message_ids).await {
+            tracing::warn!(error = format!("{e:#}"), "could not clear published outbox entries; they will be re-sent");
+        }
+    });
+    Ok(())
+}
+
+fn housekeeping() -> &'static TaskTracker {
+    static TASKS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+    &TASKS
+}
+
+/// On shutdown: lets the outbox clean-ups still running finish (briefly),
+/// so a clean stop leaves nothing to re-send.
+pub async fn drain() {
+    let tasks = housekeeping();
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
 }

@@ -4,7 +4,7 @@
 
 mod pipeline;
 mod raw;
-mod sample;
+pub mod sample;
 
 use crate::config::Settings;
 use crate::store::Store;

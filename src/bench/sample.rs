@@ -47,14 +47,13 @@ pub fn intake(run: u32, i: usize) -> (&'static str, String, Vec<u8>) {
     }
 }
 
-/// The petition document intake writes, with its outbox (event + receipt).
-pub fn petition(run: &str, n: u32) -> anyhow::Result<(PetitionRecord, Document)> {
-    let now = Utc::now();
-    let new = NewPetition {
-        source: Source { channel: Channel::App, message_id: format!("raw-{run}-{n}") },
+/// An App livelihood petition in 团岛, as intake parses it.
+pub fn new_petition(key: String, n: u32, received: chrono::DateTime<Utc>) -> NewPetition {
+    NewPetition {
+        source: Source { channel: Channel::App, message_id: key },
         citizen: Citizen { id: format!("u-{n}"), phone: Some("13812345678".into()), name: None },
         content: TEXTS[n as usize % TEXTS.len()].into(),
-        received: ReceiptTime { at: now, note: None },
+        received: ReceiptTime { at: received, note: None },
         category: Some(Category::Livelihood),
         subcategory: None,
         classification: None,
@@ -64,7 +63,13 @@ pub fn petition(run: &str, n: u32) -> anyhow::Result<(PetitionRecord, Document)>
         address: Some("团岛二路".into()),
         hints: RoutingHints::default(),
         images: Vec::new(),
-    };
+    }
+}
+
+/// The petition document intake writes, with its outbox (event + receipt).
+pub fn petition(run: &str, n: u32) -> anyhow::Result<(PetitionRecord, Document)> {
+    let now = Utc::now();
+    let new = new_petition(format!("raw-{run}-{n}"), n, now);
     let id = PetitionId::new(now.date_naive(), n);
     let mut record = PetitionRecord::new(id.clone(), new, now);
     let event = Event::new(&id, 1, EventType::Received, now, json!({ "channel": "app" }));

@@ -4,52 +4,16 @@
 
 use std::collections::HashSet;
 
-use chrono::NaiveDate;
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
-use mongodb::options::{ReturnDocument, UpdateOneModel, WriteModel};
+use mongodb::options::{UpdateOneModel, WriteModel};
 
-use super::{COUNTERS, HELD_ATTACHMENTS, PETITIONS, PetitionRecord, Store};
-use crate::domain::{Channel, PetitionId};
+use super::{HELD_ATTACHMENTS, PETITIONS, PetitionRecord, Store};
+use crate::domain::Channel;
 
 impl Store {
-    /// The petitions already stored for these (channel, dedup key) pairs.
-    pub async fn petitions_by_sources(&self, sources: &[(Channel, &str)]) -> anyhow::Result<Vec<PetitionRecord>> {
-        if sources.is_empty() {
-            return Ok(Vec::new());
-        }
-        let branches: Vec<Document> = Channel::ALL
-            .iter()
-            .filter_map(|c| {
-                let keys: Vec<&str> = sources.iter().filter(|(ch, _)| ch == c).map(|(_, k)| *k).collect();
-                (!keys.is_empty()).then(|| doc! { "source.channel": c.as_str(), "source.message_id": { "$in": keys } })
-            })
-            .collect();
-        Ok(self.collection::<PetitionRecord>(PETITIONS).find(doc! { "$or": branches }).await?.try_collect().await?)
-    }
-
     pub async fn petitions_by_ids(&self, ids: &[&str]) -> anyhow::Result<Vec<PetitionRecord>> {
         Ok(self.collection::<PetitionRecord>(PETITIONS).find(doc! { "_id": { "$in": ids } }).await?.try_collect().await?)
-    }
-
-    /// `count` consecutive numbers of `day` in one counter update.
-    pub async fn next_petition_ids(&self, day: NaiveDate, count: u32) -> anyhow::Result<Vec<PetitionId>> {
-        if count == 1 {
-            return Ok(vec![self.next_petition_id(day).await?]);
-        }
-        // The first-of-the-day upsert race is handled by the single form.
-        let first = self.next_petition_id(day).await?;
-        let key = format!("petition:{}", day.format("%Y%m%d"));
-        let after = self
-            .collection::<Document>(COUNTERS)
-            .find_one_and_update(doc! { "_id": &key }, doc! { "$inc": { "seq": i64::from(count - 1) } })
-            .return_document(ReturnDocument::After)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("counter {key} vanished"))?;
-        let last = u32::try_from(after.get_i64("seq")?)?;
-        let mut ids = vec![first];
-        ids.extend((last + 2 - count..=last).map(|seq| PetitionId::new(day, seq)));
-        Ok(ids)
     }
 
     /// Inserts the records; `false` marks one whose source was stored meanwhile.

@@ -12,25 +12,32 @@ impl Store {
     /// that then crashed, or lost a dedup race, is skipped: numbers are
     /// unique and increasing, not gapless.
     pub async fn next_petition_id(&self, day: NaiveDate) -> anyhow::Result<PetitionId> {
+        let mut ids = self.next_petition_ids(day, 1).await?;
+        ids.pop().ok_or_else(|| anyhow::anyhow!("no petition number allocated"))
+    }
+
+    /// `count` consecutive numbers of `day` in one counter update.
+    pub async fn next_petition_ids(&self, day: NaiveDate, count: u32) -> anyhow::Result<Vec<PetitionId>> {
         let key = format!("petition:{}", day.format("%Y%m%d"));
-        let counters = self.collection::<Document>(COUNTERS);
         // Two first-of-the-day upserts can race on the unique `_id`; the loser retries.
         for _ in 0..3 {
-            let result = counters
-                .find_one_and_update(doc! { "_id": &key }, doc! { "$inc": { "seq": 1_i64 } })
+            let result = self
+                .collection::<Document>(COUNTERS)
+                .find_one_and_update(doc! { "_id": &key }, doc! { "$inc": { "seq": i64::from(count) } })
                 .upsert(true)
                 .return_document(ReturnDocument::After)
                 .await;
             match result {
-                Ok(Some(doc)) => {
-                    let seq = doc.get_i64("seq")?;
-                    return Ok(PetitionId::new(day, u32::try_from(seq)?));
+                Ok(Some(after)) => {
+                    let last = u32::try_from(after.get_i64("seq")?)?;
+                    return Ok((last + 1 - count..=last).map(|seq| PetitionId::new(day, seq)).collect());
                 }
                 Ok(None) => anyhow::bail!("counter upsert returned nothing"),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        anyhow::bail!("could not allocate a petition number for {day}")
+        anyhow::bail!("could not allocate petition numbers for {day}")
     }
+
 }
