@@ -41,6 +41,10 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A light, steady load: the latency of one petition through an idle pipeline.
+const LIGHT_RATE: f64 = 10.0;
+const LIGHT_N: usize = 100;
+
 async fn measure(settings: &Settings, store: &Store, conn: &lapin::Connection, args: &BenchArgs) -> anyhow::Result<String> {
     let prefetch = settings.amqp.prefetch;
     let size = sample::intake(0, 1).2.len();
@@ -68,6 +72,8 @@ async fn measure(settings: &Settings, store: &Store, conn: &lapin::Connection, a
     let half_rate = max.rate / 2.0;
     eprintln!("pipeline: {} petitions at {half_rate:.0}/s…", args.petitions);
     let half = pipeline::run(conn, settings, store, 3, args.petitions, Some(half_rate)).await?;
+    eprintln!("pipeline: {LIGHT_N} petitions at {LIGHT_RATE}/s…");
+    let light = pipeline::run(conn, settings, store, 4, LIGHT_N, Some(LIGHT_RATE)).await?;
     let rss = workers.peak_rss();
     workers.stop();
 
@@ -83,6 +89,7 @@ async fn measure(settings: &Settings, store: &Store, conn: &lapin::Connection, a
     row("raw store, batched ×100 (ceiling)", format!("{ceiling:.1} petitions/s"));
     row(&format!("pipeline, {} petitions as fast as confirms allow", max.petitions), format!("{:.1} petitions/s (p50 {:.0} ms, p99 {:.0} ms)", max.rate, max.p50_ms, max.p99_ms));
     row(&format!("pipeline at half that rate ({half_rate:.0}/s), publish → assigned"), format!("p50 {:.0} ms, p99 {:.0} ms", half.p50_ms, half.p99_ms));
+    row(&format!("pipeline at light load ({LIGHT_RATE}/s), publish → assigned"), format!("p50 {:.0} ms, p99 {:.0} ms", light.p50_ms, light.p99_ms));
     for (role, mib) in &rss {
         row(&format!("peak RSS, {role} worker"), format!("{mib:.1} MiB"));
     }
