@@ -60,7 +60,7 @@ async fn a_poison_message_is_dead_lettered_with_its_error_while_traffic_flows() 
     };
     assert!(header("x-nuannan-error").contains("20261128-999999 not found"), "{}", header("x-nuannan-error"));
     assert_eq!(header("x-nuannan-queue"), format!("{}.route", app.settings.namespace));
-    assert!(matches!(headers.inner().get("x-delivery-count"), Some(_)), "delivered limit + 1 times first");
+    assert!(headers.inner().contains_key("x-delivery-count"), "delivered limit + 1 times first");
     app.cleanup().await;
 }
 

@@ -55,10 +55,13 @@ impl Metrics {
     }
 }
 
+/// Which counter of a role a metric reads.
+type Counter = fn(&RoleMetrics) -> &AtomicU64;
+
 pub fn render(broker: bool, store: bool) -> String {
     let roles: Vec<(&str, &RoleMetrics)> = metrics().roles.lock().expect("metrics lock").iter().map(|(k, v)| (*k, *v)).collect();
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&RoleMetrics) -> &AtomicU64); 6] = [
+    let counters: [(&str, &str, Counter); 6] = [
         ("nuannan_messages_consumed_total", "Deliveries handled.", |m| &m.consumed),
         ("nuannan_messages_published_total", "Messages published and confirmed.", |m| &m.published),
         ("nuannan_messages_failed_total", "Deliveries that failed and were requeued.", |m| &m.retried),
