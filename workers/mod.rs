@@ -156,28 +156,15 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
     let _ = setup.close(200, "declared".into()).await;
     let publisher = Publisher::open(&conn, topology.clone()).await?.for_role(role.as_str());
     let dead = publisher.clone();
-    let queue = |q| topology.queue(q);
-    let options = |queue: String| (queue, settings.amqp.prefetch, settings.amqp.delivery_limit);
+    let consume = |queue: WorkQueue| Consumer { conn: &conn, role, queue: topology.queue(queue), settings, dead: &dead, shutdown };
     crate::ops::health().session_up();
     let result = async {
         match role {
-        Role::Normalize => {
-            let handler = Normalizer::new(settings, store.clone(), publisher);
-            run_consumer(&conn, role, options(queue(WorkQueue::Normalize)), &dead, &handler, shutdown).await
-        }
-        Role::Route => {
-            let handler = RouteWorker::new(settings, store.clone(), publisher).await?;
-            run_consumer(&conn, role, options(queue(WorkQueue::Route)), &dead, &handler, shutdown).await
-        }
-        Role::Lifecycle => {
-            let handler = LifecycleWorker::new(settings, store.clone(), publisher).await?;
-            run_consumer(&conn, role, options(queue(WorkQueue::Lifecycle)), &dead, &handler, shutdown).await
-        }
-        Role::Notify => {
-            let handler = NotifyWorker::new(settings, store.clone(), publisher).await?;
-            run_consumer(&conn, role, options(queue(WorkQueue::Notify)), &dead, &handler, shutdown).await
-        }
-        Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
+            Role::Normalize => consume(WorkQueue::Normalize).run(&Normalizer::new(settings, store.clone(), publisher)).await,
+            Role::Route => consume(WorkQueue::Route).run(&RouteWorker::new(settings, store.clone(), publisher).await?).await,
+            Role::Lifecycle => consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher).await?).await,
+            Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher).await?).await,
+            Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
         }
     }
     .await;
@@ -186,16 +173,27 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
     result
 }
 
-async fn run_consumer<H: bus::Handler>(
-    conn: &lapin::Connection,
+/// A role's consumer on its work queue, with the configured prefetch and delivery limit.
+struct Consumer<'a> {
+    conn: &'a lapin::Connection,
     role: Role,
-    (queue, prefetch, delivery_limit): (String, u16, u32),
-    dead: &Publisher,
-    handler: &H,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let options = bus::Consume { queue: &queue, role: role.as_str(), prefetch, delivery_limit, dead };
-    bus::consume(conn, options, handler, shutdown).await
+    queue: String,
+    settings: &'a Settings,
+    dead: &'a Publisher,
+    shutdown: &'a CancellationToken,
+}
+
+impl Consumer<'_> {
+    async fn run<H: bus::Handler>(self, handler: &H) -> anyhow::Result<()> {
+        let options = bus::Consume {
+            queue: &self.queue,
+            role: self.role.as_str(),
+            prefetch: self.settings.amqp.prefetch,
+            delivery_limit: self.settings.amqp.delivery_limit,
+            dead: self.dead,
+        };
+        bus::consume(self.conn, options, handler, self.shutdown).await
+    }
 }
 
 async fn retry_until_ok<F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F)

@@ -61,7 +61,13 @@ impl Normalizer {
         let now = now_millis();
         match intake::parse(key, &delivery.data, now, &self.inner.policy) {
             Ok(Intake::Petition(p)) => self.batch.submit((p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down"))),
-            other => self.inner.other(delivery, other, now).await,
+            Ok(Intake::Attachment(a)) => self.inner.attachment(&a).await,
+            Ok(Intake::ChannelEvent(e)) => {
+                self.inner.store.record_channel_event(&e).await?;
+                tracing::info!(channel = %e.channel, event = e.event, "channel event recorded");
+                Ok(())
+            }
+            Err(rejection) => self.inner.reject(delivery, &rejection, now).await,
         }
     }
 }
@@ -83,32 +89,21 @@ impl Inner {
         }
     }
 
-    /// Everything but a new petition: attachments, channel events, rejections.
-    async fn other(&self, delivery: &Delivery, parsed: Result<Intake, intake::Rejection>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    /// Records what cannot become a petition; never retried.
+    async fn reject(&self, delivery: &Delivery, rejection: &intake::Rejection, now: DateTime<Utc>) -> anyhow::Result<()> {
         let key = delivery.routing_key.as_str();
-        match parsed {
-            Ok(Intake::Petition(p)) => self.petition(p, now).await,
-            Ok(Intake::Attachment(a)) => self.attachment(&a).await,
-            Ok(Intake::ChannelEvent(e)) => {
-                self.store.record_channel_event(&e).await?;
-                tracing::info!(channel = %e.channel, event = e.event, "channel event recorded");
-                Ok(())
-            }
-            Err(rejection) => {
-                let message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str());
-                self.store
-                    .record_rejection(&RejectionRecord {
-                        channel: key,
-                        message_id,
-                        received_at: now,
-                        rejection: &rejection,
-                        raw: &delivery.data,
-                    })
-                    .await?;
-                tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = rejection.detail, "intake rejected");
-                Ok(())
-            }
-        }
+        let message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str());
+        self.store
+            .record_rejection(&RejectionRecord {
+                channel: key,
+                message_id,
+                received_at: now,
+                rejection,
+                raw: &delivery.data,
+            })
+            .await?;
+        tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = rejection.detail, "intake rejected");
+        Ok(())
     }
 
     async fn register_batch(&self, items: Vec<(NewPetition, DateTime<Utc>)>) -> Vec<anyhow::Result<()>> {

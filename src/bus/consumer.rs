@@ -79,6 +79,7 @@ pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H,
         .with_context(|| format!("consuming {queue}"))?;
     tracing::info!(queue, prefetch = c.prefetch, "consuming");
 
+    let m = metrics().role(c.role);
     let mut failure = None;
     let work = consumer.take_until(shutdown.cancelled()).for_each_concurrent(c.prefetch as usize, |delivery| {
         let failed = match &delivery {
@@ -93,7 +94,7 @@ pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H,
         let c = &c;
         async move {
             if let Ok(delivery) = delivery {
-                settle(handler, c, delivery, shutdown).await;
+                settle(handler, c, m, delivery, shutdown).await;
             }
         }
     });
@@ -117,8 +118,7 @@ pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H,
     Ok(())
 }
 
-async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, delivery: Delivery, shutdown: &CancellationToken) {
-    let m = metrics().role(c.role);
+async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, m: &RoleMetrics, delivery: Delivery, shutdown: &CancellationToken) {
     let started = Instant::now();
     if delivery.redelivered {
         RoleMetrics::inc(&m.redelivered);

@@ -54,19 +54,19 @@ pub enum PublishError {
 pub struct Publisher {
     channel: Channel,
     topology: Topology,
-    /// The role publishing, for metrics.
-    role: &'static str,
+    /// The publishing role's counters.
+    metrics: &'static crate::ops::RoleMetrics,
 }
 
 impl Publisher {
     pub async fn open(conn: &Connection, topology: Topology) -> Result<Self, PublishError> {
         let channel = conn.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel, topology, role: "client" })
+        Ok(Publisher { channel, topology, metrics: crate::ops::metrics().role("client") })
     }
 
     pub fn for_role(self, role: &'static str) -> Self {
-        Publisher { role, ..self }
+        Publisher { metrics: crate::ops::metrics().role(role), ..self }
     }
 
     pub async fn publish(&self, msg: &Outgoing) -> Result<(), PublishError> {
@@ -95,23 +95,25 @@ impl Publisher {
             pending.push((exchange, &msg.routing_key, confirm));
         }
         for (exchange, routing_key, confirm) in pending {
-            let routing_key = routing_key.clone();
-            match confirm.await? {
-                Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                    return Err(PublishError::Returned {
-                        exchange,
-                        routing_key,
-                        reply_code: returned.reply_code,
-                        reply_text: returned.reply_text.to_string(),
-                    });
-                }
-                Confirmation::Nack(None) => return Err(PublishError::Nacked { exchange, routing_key }),
-                Confirmation::NotRequested => return Err(PublishError::ConfirmsOff),
-            }
+            confirmed(confirm.await?, &exchange, routing_key)?;
         }
-        crate::ops::metrics().role(self.role).published.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.published.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// A confirm is a success only as a plain ack: a nack or a return is a failure.
+fn confirmed(confirmation: Confirmation, exchange: &str, routing_key: &str) -> Result<(), PublishError> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(PublishError::Returned {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            reply_code: returned.reply_code,
+            reply_text: returned.reply_text.to_string(),
+        }),
+        Confirmation::Nack(None) => Err(PublishError::Nacked { exchange: exchange.to_owned(), routing_key: routing_key.to_owned() }),
+        Confirmation::NotRequested => Err(PublishError::ConfirmsOff),
     }
 }
 
@@ -137,11 +139,7 @@ impl Publisher {
                 props,
             )
             .await?;
-        match confirm.await? {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::NotRequested => Err(PublishError::ConfirmsOff),
-            _ => Err(PublishError::Nacked { exchange, routing_key: delivery.routing_key.to_string() }),
-        }
+        confirmed(confirm.await?, &exchange, delivery.routing_key.as_str())
     }
 
     /// Answers a request on its `reply_to` queue (default exchange), with
@@ -162,18 +160,7 @@ impl Publisher {
                 props,
             )
             .await?;
-        let returned = |r: lapin::message::BasicReturnMessage| PublishError::Returned {
-            exchange: String::new(),
-            routing_key: reply_to.to_owned(),
-            reply_code: r.reply_code,
-            reply_text: r.reply_text.to_string(),
-        };
-        match confirm.await? {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(r)) | Confirmation::Nack(Some(r)) => Err(returned(r)),
-            Confirmation::Nack(None) => Err(PublishError::Nacked { exchange: String::new(), routing_key: reply_to.to_owned() }),
-            Confirmation::NotRequested => Err(PublishError::ConfirmsOff),
-        }
+        confirmed(confirm.await?, "", reply_to)
     }
 }
 
