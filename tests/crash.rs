@@ -99,7 +99,9 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
             .spawn()
             .expect("starting nuannan worker normalize")
     };
-    for i in 0..N {
+    // Half the stream before the kill, half after: however fast the worker
+    // is, the kill cannot come after the whole stream was stored.
+    for i in 0..N / 2 {
         app.publish_intake("app", app_petition(&format!("k-{i}"), "批量诉求"), None).await;
     }
     let mut first = spawn_worker();
@@ -110,6 +112,9 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     let at_kill = app.count("petitions", doc! {}).await;
+    for i in N / 2..N {
+        app.publish_intake("app", app_petition(&format!("k-{i}"), "批量诉求"), None).await;
+    }
 
     let mut second = spawn_worker();
     wait_up_to("every petition stored and announced", std::time::Duration::from_secs(120), || async {

@@ -53,8 +53,8 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     // queue counts; give healthy messages room for the faults we inject.
     settings.amqp.delivery_limit = 20;
     settings.deadline.scan_interval_ms = 200;
-    let app = TestApp::with_settings(settings).await;
-    let audit = Audit::declare(&app).await;
+    let mut app = TestApp::with_settings(settings).await;
+    let audit = Audit::declare(&mut app).await;
     let mut workers = Workers { settings: app.settings.clone(), logs: dir.join("logs"), running: HashMap::new(), spawned: 0 };
     for role in ["normalize", "normalize", "route", "route", "deadline", "lifecycle", "notify"] {
         workers.start(role);
@@ -94,15 +94,31 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     }
     eprintln!("published {PETITIONS} petitions and {POISON} poison messages in {:?}", started.elapsed());
 
-    // Quiescence: every petition stored, routed, announced; every late one escalated.
+    // Quiescence, with the workers still running: every petition stored,
+    // routed and announced, every late one escalated, and every poison
+    // message dead-lettered. Poison needs delivery_limit + 1 attempts, so it
+    // must be waited for while its consumers exist, not after they stop.
     let db = app.store.database().clone();
     let petitions = db.collection::<Document>("petitions");
-    wait_up_to("every petition routed and announced", Duration::from_secs(240), || async {
-        let done = petitions.count_documents(doc! { "status": { "$ne": "received" }, "outbox": { "$size": 0 } }).await.ok()?;
-        let escalated = petitions.count_documents(doc! { "breaches.0": { "$exists": true }, "outbox": { "$size": 0 } }).await.ok()?;
-        (done as usize >= PETITIONS && escalated as usize >= late.len()).then_some(())
-    })
-    .await;
+    let dead_queue = format!("{}.dead", app.settings.namespace);
+    let mut dead: Vec<Seen> = Vec::new();
+    let limit = Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = petitions.count_documents(doc! { "status": { "$ne": "received" }, "outbox": { "$size": 0 } }).await.unwrap_or(0);
+        let escalated = petitions.count_documents(doc! { "breaches.0": { "$exists": true }, "outbox": { "$size": 0 } }).await.unwrap_or(0);
+        if done as usize >= PETITIONS && escalated as usize >= late.len() {
+            dead.extend(audit.drain_queue(&app.settings, &dead_queue).await);
+            if dead.iter().filter(|m| m.message_id.starts_with("poison-")).count() >= POISON {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < limit,
+            "not quiescent within 240 s: {done} petitions done, {escalated} escalated, {} dead-lettered",
+            dead.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // Let stragglers (redeliveries, sweeps) arrive before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     workers.stop_all().await;
@@ -123,15 +139,8 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     let dispatch = audit.drain(&app.settings, "dispatch").await;
     let escalations = audit.drain(&app.settings, "escalations").await;
     let outbound = audit.drain(&app.settings, "outbound").await;
-    // Poison takes delivery_limit + 1 attempts before it is set aside.
-    let dead_queue = format!("{}.dead", app.settings.namespace);
-    let mut dead = Vec::new();
-    let limit = Instant::now() + Duration::from_secs(120);
-    while dead.iter().filter(|m: &&Seen| m.message_id.starts_with("poison-")).count() < POISON {
-        assert!(Instant::now() < limit, "poison not dead-lettered within 120 s");
-        dead.extend(audit.drain_queue(&app.settings, &dead_queue).await);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Anything dead-lettered after quiescence counts too (a healthy message would be a failure).
+    dead.extend(audit.drain_queue(&app.settings, &dead_queue).await);
 
     // An effect is a distinct message id; the same id twice is a redelivery consumers dedupe.
     let effects = |msgs: &[Seen], kind: &str| -> HashMap<String, HashSet<String>> {
@@ -186,7 +195,6 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     assert_eq!(dead_poison, POISON, "every poison message dead-lettered");
     assert_eq!(dead_healthy, 0, "no healthy message dead-lettered: {:?}", dead.iter().map(|m| &m.message_id).collect::<Vec<_>>());
 
-    audit.delete(&app.settings).await;
     app.cleanup().await;
     store.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -412,12 +420,14 @@ impl Audit {
         format!("{}.audit.{exchange}", settings.namespace)
     }
 
-    async fn declare(app: &TestApp) -> Audit {
+    async fn declare(app: &mut TestApp) -> Audit {
         let ch = app.conn.create_channel().await.unwrap();
         for x in Self::EXCHANGES {
             let mut args = FieldTable::default();
             args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
             let q = Self::queue(&app.settings, x);
+            // Removed with the namespace at teardown, even if the test fails.
+            app.own_queue(&q);
             ch.queue_declare(q.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args).await.unwrap();
             let exchange = format!("{}.{x}", app.settings.namespace);
             ch.queue_bind(q.as_str().into(), exchange.as_str().into(), "#".into(), QueueBindOptions::default(), FieldTable::default()).await.unwrap();
@@ -443,14 +453,5 @@ impl Audit {
         }
         let _ = conn.close(200, "bye".into()).await;
         seen
-    }
-
-    async fn delete(&self, settings: &Settings) {
-        let conn = nuannan::bus::connect(&settings.amqp.url, "fault-audit").await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        for x in Self::EXCHANGES {
-            let _ = ch.queue_delete(Self::queue(settings, x).as_str().into(), Default::default()).await;
-        }
-        let _ = conn.close(200, "bye".into()).await;
     }
 }

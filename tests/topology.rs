@@ -12,7 +12,7 @@ async fn declaring_twice_is_harmless() {
     let settings = test_settings().await;
     declare_topology(&settings).await.unwrap();
     declare_topology(&settings).await.unwrap();
-    teardown(&settings).await;
+    teardown(&settings, &[]).await;
 }
 
 #[tokio::test]
@@ -45,7 +45,7 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit(
     assert_eq!(dead_msg.delivery.properties.message_id().as_ref().unwrap().as_str(), "poison-1");
     let headers = dead_msg.delivery.properties.headers().as_ref().expect("x-death headers");
     assert!(headers.inner().contains_key("x-death") || headers.inner().contains_key("x-first-death-reason"));
-    teardown(&settings).await;
+    teardown(&settings, &[]).await;
 }
 
 #[tokio::test]

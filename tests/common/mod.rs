@@ -105,6 +105,8 @@ pub struct TestApp {
     pub conn: lapin::Connection,
     shutdown: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Queues the test declared itself, removed with the namespace.
+    own_queues: Vec<String>,
     cleaned: bool,
 }
 
@@ -116,10 +118,10 @@ impl Drop for TestApp {
             return;
         }
         self.shutdown.cancel();
-        let settings = self.settings.clone();
+        let (settings, queues) = (self.settings.clone(), self.own_queues.clone());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(teardown(&settings));
+            rt.block_on(teardown(&settings, &queues));
         })
         .join();
     }
@@ -145,6 +147,7 @@ impl TestApp {
             conn,
             shutdown: CancellationToken::new(),
             workers: Vec::new(),
+            own_queues: Vec::new(),
             cleaned: false,
         }
     }
@@ -214,19 +217,27 @@ impl TestApp {
         Tap::open(&self.conn, &workers::topology(&self.settings).exchange(exchange)).await
     }
 
+    /// A queue the test declares itself: removed at teardown, even if the test fails.
+    pub fn own_queue(&mut self, name: &str) {
+        self.own_queues.push(name.to_owned());
+    }
+
     /// Stops the workers and removes the test's namespace and database:
     /// quorum queues are heavy, and a shared broker must not fill up.
     pub async fn cleanup(mut self) {
         self.stop_workers().await;
-        teardown(&self.settings).await;
+        teardown(&self.settings, &self.own_queues).await;
         self.cleaned = true;
     }
 }
 
-pub async fn teardown(settings: &Settings) {
+pub async fn teardown(settings: &Settings, own_queues: &[String]) {
     let conn = bus::connect(&settings.amqp.url, "nuannan-test-teardown").await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     workers::topology(settings).delete(&ch).await.expect("deleting the test namespace");
+    for q in own_queues {
+        ch.queue_delete(q.as_str().into(), Default::default()).await.expect("deleting a test queue");
+    }
     let _ = conn.close(200, "bye".into()).await;
     let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await.unwrap();
     let _ = store.database().drop().await;
