@@ -32,7 +32,7 @@ use nuannan::clock::{Clocks, Window};
 use nuannan::config::Settings;
 use nuannan::domain::{PetitionId, Status};
 use nuannan::store::{ClockRecord, DeadlinesRecord, PetitionRecord, Store};
-use nuannan::workers::{DeadlineWorker, declare_topology, topology};
+use nuannan_workers::{DeadlineWorker, declare_topology, topology};
 use tokio_util::sync::CancellationToken;
 
 const UNIT: &str = "shinan.badaxia.tuandao";
@@ -214,7 +214,8 @@ async fn explain(store: &Store) -> anyhow::Result<String> {
     let plan = out.get_document("queryPlanner")?.get_document("winningPlan")?;
     let ixscan = find_stage(plan, "IXSCAN").context("no IXSCAN in the plan")?;
     let stats = out.get_document("executionStats")?;
-    let number = |k: &str| stats.get(k).and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)).or(v.as_f64().map(|f| f as i64))).unwrap_or(-1);
+    let number =
+        |k: &str| stats.get(k).and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)).or(v.as_f64().map(|f| f as i64))).unwrap_or(-1);
     Ok(format!(
         "IXSCAN {}, {} keys, {} docs examined",
         ixscan.get_str("indexName").unwrap_or("?"),
@@ -249,7 +250,7 @@ fn record(n: u32, at: DateTime<Utc>, warning: bool) -> anyhow::Result<Document> 
     let new = nuannan::bench::sample::new_petition(format!("bench-{n}"), n, received);
     let mut r = PetitionRecord::new(petition_id(n), new, received);
     r.status = Status::Assigned;
-    r.unit = Some(UNIT.to_owned());
+    r.unit = Some(UNIT.parse().expect("a unit path"));
     r.deadlines = Some(DeadlinesRecord { respond_by: window.due.into(), resolve_by: resolve.due.into() });
     r.clock = Some(clock);
     r.dispatch_attempts = 1;

@@ -27,9 +27,31 @@ fn bench(c: &mut Criterion) {
     let received = Some(Utc.with_ymd_and_hms(2026, 9, 30, 8, 0, 0).unwrap());
     let text = "团岛二路小区门口的路灯坏了一个多星期，晚上出行很不安全，物业说不归他们管，希望尽快维修。";
     let inputs = [
-        ("point+keywords", RouteInput { received_at: received, content: text, point: Some(GeoPoint::new(120.30, 36.06).unwrap()), ..Default::default() }),
-        ("address+app category", RouteInput { received_at: received, content: text, address: Some("山东路6号华润万象城"), category: Some(Category::Livelihood), ..Default::default() }),
-        ("hotline names+taxonomy", RouteInput { received_at: received, content: text, street: Some("八大峡街道"), community: Some("团岛社区"), hotline_class: Some("环境卫生"), ..Default::default() }),
+        (
+            "point+keywords",
+            RouteInput { received_at: received, content: text, point: Some(GeoPoint::new(120.30, 36.06).unwrap()), ..Default::default() },
+        ),
+        (
+            "address+app category",
+            RouteInput {
+                received_at: received,
+                content: text,
+                address: Some("山东路6号华润万象城"),
+                category: Some(Category::Livelihood),
+                ..Default::default()
+            },
+        ),
+        (
+            "hotline names+taxonomy",
+            RouteInput {
+                received_at: received,
+                content: text,
+                street: Some("八大峡街道"),
+                community: Some("团岛社区"),
+                hotline_class: Some("环境卫生"),
+                ..Default::default()
+            },
+        ),
         ("text only", RouteInput { received_at: received, content: text, ..Default::default() }),
     ];
     for (name, input) in &inputs {

@@ -73,18 +73,12 @@ pub enum ConfigError {
 impl Settings {
     /// Loads the layers; `file` is the optional `--config` path.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
         let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix("NUANNAN")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+            .add_source(config::Environment::with_prefix("NUANNAN").prefix_separator("__").separator("__").try_parsing(true))
             .build()?
             .try_deserialize()?;
         settings.validate()?;
@@ -92,17 +86,8 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                problem: problem.to_owned(),
-            })
-        };
-        let ns_ok = !self.namespace.is_empty()
-            && self
-                .namespace
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
+        let ns_ok = !self.namespace.is_empty() && self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ns_ok {
             return invalid("namespace", "must be non-empty ASCII letters, digits, '-', '_' or '.'");
         }

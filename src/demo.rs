@@ -9,11 +9,10 @@ use chrono::Utc;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use mongodb::bson::{Document, doc};
 
-use crate::bus::{self, Exchange, Outgoing, Publisher};
+use crate::bus::{self, Exchange, Outgoing, Publisher, topology};
 use crate::config::Settings;
 use crate::domain::Channel;
 use crate::store::{CHANNEL_EVENTS, PETITIONS, REJECTIONS, Store};
-use crate::workers::topology;
 
 struct Sample {
     what: &'static str,
@@ -44,7 +43,11 @@ fn samples(run: &str) -> Vec<Sample> {
             what: "WeChat text",
             channel: "wechat",
             key: format!("{run}01"),
-            body: wechat("text", "<Content><![CDATA[团岛二路的路灯坏了一周了，晚上出门很不安全，请尽快维修。]]></Content>", &format!("{run}01")),
+            body: wechat(
+                "text",
+                "<Content><![CDATA[团岛二路的路灯坏了一周了，晚上出门很不安全，请尽快维修。]]></Content>",
+                &format!("{run}01"),
+            ),
         },
         Sample {
             what: "WeChat location (attaches to the text)",
@@ -82,18 +85,8 @@ fn samples(run: &str) -> Vec<Sample> {
                 Utc::now().to_rfc3339()
             ),
         },
-        Sample {
-            what: "12345 hotline work order",
-            channel: "hotline",
-            key: order.clone(),
-            body: hotline.clone(),
-        },
-        Sample {
-            what: "the same work order again (duplicate)",
-            channel: "hotline",
-            key: order,
-            body: hotline,
-        },
+        Sample { what: "12345 hotline work order", channel: "hotline", key: order.clone(), body: hotline.clone() },
+        Sample { what: "the same work order again (duplicate)", channel: "hotline", key: order, body: hotline },
         Sample {
             what: "App payload with an unknown category",
             channel: "app",
@@ -105,7 +98,7 @@ fn samples(run: &str) -> Vec<Sample> {
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let run = Utc::now().format("%H%M%S%3f").to_string();
-    crate::workers::declare_topology(settings).await?;
+    crate::bus::declare_topology(settings).await?;
     let topology = topology(settings);
     let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
     let publisher = Publisher::open(&conn, topology.clone()).await?;
@@ -142,15 +135,10 @@ async fn wait_for_outcome(store: &Store, s: &Sample) -> anyhow::Result<Document>
     for _ in 0..150 {
         let found = match s.channel {
             "wechat" if s.key.contains(':') => {
-                db.collection::<Document>(CHANNEL_EVENTS)
-                    .find_one(doc! { "_id": format!("wechat:{}", s.key) })
-                    .await?
+                db.collection::<Document>(CHANNEL_EVENTS).find_one(doc! { "_id": format!("wechat:{}", s.key) }).await?
             }
             "wechat" => {
-                let attached = db
-                    .collection::<Document>(PETITIONS)
-                    .find_one(doc! { "attachments.message_id": &s.key })
-                    .await?;
+                let attached = db.collection::<Document>(PETITIONS).find_one(doc! { "attachments.message_id": &s.key }).await?;
                 match attached {
                     Some(p) => Some(doc! { "attached_to": p.get_str("_id")? }),
                     None => petition_or_rejection(store, s).await?,
@@ -181,10 +169,7 @@ async fn wait_for_routing(store: &Store, id: &str) -> anyhow::Result<Document> {
 
 async fn petition_or_rejection(store: &Store, s: &Sample) -> anyhow::Result<Option<Document>> {
     let db = store.database();
-    let petition = db
-        .collection::<Document>(PETITIONS)
-        .find_one(doc! { "source.channel": s.channel, "source.message_id": &s.key })
-        .await?;
+    let petition = db.collection::<Document>(PETITIONS).find_one(doc! { "source.channel": s.channel, "source.message_id": &s.key }).await?;
     if petition.is_some() {
         return Ok(petition);
     }

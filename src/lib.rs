@@ -1,7 +1,10 @@
-pub mod bench;
+//! The nuannan library: the domain and every rule of the pipeline, and the
+//! typed access to the broker and the store. The roles that run it, and the
+//! `nuannan` binary, are the `nuannan-workers` crate in `workers/`.
+
 pub mod bus;
-pub mod cli;
 pub mod clock;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -13,5 +16,3 @@ pub mod routing;
 pub mod store;
 pub mod telemetry;
 pub mod templates;
-#[path = "../workers/mod.rs"]
-pub mod workers;

@@ -96,10 +96,10 @@ fn table(rows: &[Row], by: Option<GroupBy>) -> String {
         GroupBy::Category => "category",
         GroupBy::Channel => "channel",
     });
-    let mut lines = vec![[
-        head, "received", "closed", "closure", "on-time response", "on-time resolution", "satisfaction", "escalations", "refusals",
-    ]
-    .map(str::to_owned)];
+    let mut lines = vec![
+        [head, "received", "closed", "closure", "on-time response", "on-time resolution", "satisfaction", "escalations", "refusals"]
+            .map(str::to_owned),
+    ];
     for r in rows {
         let group = r.group.clone().unwrap_or_else(|| if by.is_some() { "(none)".into() } else { "all".into() });
         lines.push([

@@ -6,10 +6,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt::layer().json().flatten_event(true).with_current_span(false))
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init();
 }
 
 /// `13812345678` → `138****5678`; anything short is fully masked.

@@ -27,14 +27,14 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     settings.namespace = format!("bench-{}", &id[..12]);
     settings.mongodb.database = format!("bench_{}", &id[..12]);
-    crate::workers::declare_topology(&settings).await?;
+    crate::bus::declare_topology(&settings).await?;
     let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
     store.ensure_indexes().await?;
     let conn = crate::bus::connect(&settings.amqp.url, "nuannan-bench").await?;
 
     let result = measure(&settings, &store, &conn, args).await;
 
-    crate::workers::topology(&settings).delete(&conn.create_channel().await?).await?;
+    crate::bus::topology(&settings).delete(&conn.create_channel().await?).await?;
     store.database().drop().await?;
     let _ = conn.close(200, "bye".into()).await;
     println!("{}", result?);
@@ -87,9 +87,18 @@ async fn measure(settings: &Settings, store: &Store, conn: &lapin::Connection, a
         row(&format!("raw store, unbatched, concurrency {c}"), format!("{r:.1} petitions/s"));
     }
     row("raw store, batched ×100 (ceiling)", format!("{ceiling:.1} petitions/s"));
-    row(&format!("pipeline, {} petitions as fast as confirms allow", max.petitions), format!("{:.1} petitions/s (p50 {:.0} ms, p99 {:.0} ms)", max.rate, max.p50_ms, max.p99_ms));
-    row(&format!("pipeline at half that rate ({half_rate:.0}/s), publish → assigned"), format!("p50 {:.0} ms, p99 {:.0} ms", half.p50_ms, half.p99_ms));
-    row(&format!("pipeline at light load ({LIGHT_RATE}/s), publish → assigned"), format!("p50 {:.0} ms, p99 {:.0} ms", light.p50_ms, light.p99_ms));
+    row(
+        &format!("pipeline, {} petitions as fast as confirms allow", max.petitions),
+        format!("{:.1} petitions/s (p50 {:.0} ms, p99 {:.0} ms)", max.rate, max.p50_ms, max.p99_ms),
+    );
+    row(
+        &format!("pipeline at half that rate ({half_rate:.0}/s), publish → assigned"),
+        format!("p50 {:.0} ms, p99 {:.0} ms", half.p50_ms, half.p99_ms),
+    );
+    row(
+        &format!("pipeline at light load ({LIGHT_RATE}/s), publish → assigned"),
+        format!("p50 {:.0} ms, p99 {:.0} ms", light.p50_ms, light.p99_ms),
+    );
     for (role, mib) in &rss {
         row(&format!("peak RSS, {role} worker"), format!("{mib:.1} MiB"));
     }

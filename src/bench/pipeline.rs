@@ -85,11 +85,24 @@ pub async fn run(conn: &Connection, settings: &Settings, store: &Store, run: u32
         .name()
         .to_string();
     for key in ["petition.assigned", "petition.triaged"] {
-        listen.queue_bind(queue.as_str().into(), format!("{ns}.events").as_str().into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await?;
+        listen
+            .queue_bind(
+                queue.as_str().into(),
+                format!("{ns}.events").as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
     }
     let routed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut consumer = listen
-        .basic_consume(queue.as_str().into(), "bench".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
         .await?;
     let seen = routed.clone();
     let listener = tokio::spawn(async move {
@@ -115,9 +128,18 @@ pub async fn run(conn: &Connection, settings: &Settings, store: &Store, run: u32
         }
         let (channel, key, body) = sample::intake(run, i);
         let content_type = if channel == "wechat" { "application/xml" } else { "application/json" };
-        let props = BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into()).with_message_id(key.as_str().into());
+        let props =
+            BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into()).with_message_id(key.as_str().into());
         published.insert(key, Instant::now());
-        let confirm = ch.basic_publish(exchange.as_str().into(), channel.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &body, props).await?;
+        let confirm = ch
+            .basic_publish(
+                exchange.as_str().into(),
+                channel.into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &body,
+                props,
+            )
+            .await?;
         pending.push(confirm);
         if pending.len() >= 256 || rate.is_some() {
             for c in pending.drain(..) {

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection};
 use mongodb::bson::{Document, doc};
@@ -28,7 +30,8 @@ pub async fn broker(conn: &Connection, queue: &str, messages: usize, size: usize
 
     let consumer_ch = conn.create_channel().await?;
     consumer_ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-    let mut consumer = consumer_ch.basic_consume(queue.into(), "raw-bench".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let mut consumer =
+        consumer_ch.basic_consume(queue.into(), "raw-bench".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     let consume = tokio::spawn(async move {
         let mut n = 0;
         while n < messages {
@@ -44,7 +47,8 @@ pub async fn broker(conn: &Connection, queue: &str, messages: usize, size: usize
     let mut pending = Vec::with_capacity(WINDOW);
     for i in 0..messages {
         let props = BasicProperties::default().with_delivery_mode(2).with_message_id(format!("raw-{i}").into());
-        let confirm = ch.basic_publish("".into(), queue.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &body, props).await?;
+        let confirm =
+            ch.basic_publish("".into(), queue.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &body, props).await?;
         pending.push(confirm);
         if pending.len() == WINDOW {
             for c in pending.drain(..) {
@@ -85,7 +89,8 @@ pub async fn store_unbatched(store: &Store, petitions: u32, concurrency: u32, fi
 /// Routing: read, conditional update (with outbox), event, clear outbox.
 async fn one_petition(store: &Store, n: u32) -> anyhow::Result<()> {
     let db = store.database();
-    let (petitions, events, counters) = (db.collection::<Document>("petitions"), db.collection::<Document>("events"), db.collection::<Document>("counters"));
+    let (petitions, events, counters) =
+        (db.collection::<Document>("petitions"), db.collection::<Document>("events"), db.collection::<Document>("counters"));
     counters
         .find_one_and_update(doc! { "_id": "petition:bench" }, doc! { "$inc": { "seq": 1_i64 } })
         .upsert(true)
@@ -95,11 +100,21 @@ async fn one_petition(store: &Store, n: u32) -> anyhow::Result<()> {
     let id = record.id.as_str();
     petitions.insert_one(document).await?;
     events.insert_one(sample::event_doc(&record.id, 1, EventType::Received)).await?;
-    petitions.update_one(doc! { "_id": id }, doc! { "$pull": { "outbox": { "id": { "$in": [format!("{id}/v1"), format!("{id}/receipt/1")] } } } }).await?;
+    petitions
+        .update_one(
+            doc! { "_id": id },
+            doc! { "$pull": { "outbox": { "id": { "$in": [format!("{id}/v1"), format!("{id}/receipt/1")] } } } },
+        )
+        .await?;
     petitions.find_one(doc! { "_id": id }).await?;
     petitions.update_one(doc! { "_id": id, "version": 1 }, route_update(id)).await?;
     events.insert_one(sample::event_doc(&record.id, 2, EventType::Assigned)).await?;
-    petitions.update_one(doc! { "_id": id }, doc! { "$pull": { "outbox": { "id": { "$in": [format!("{id}/v2"), format!("{id}/dispatch/1")] } } } }).await?;
+    petitions
+        .update_one(
+            doc! { "_id": id },
+            doc! { "$pull": { "outbox": { "id": { "$in": [format!("{id}/v2"), format!("{id}/dispatch/1")] } } } },
+        )
+        .await?;
     Ok(())
 }
 
@@ -118,7 +133,8 @@ fn route_update(id: &str) -> Document {
 /// The same documents with bulk operations of `batch`: the store's ceiling.
 pub async fn store_batched(store: &Store, petitions: u32, batch: u32, first: u32) -> anyhow::Result<f64> {
     let db = store.database();
-    let (coll, events, counters) = (db.collection::<Document>("petitions"), db.collection::<Document>("events"), db.collection::<Document>("counters"));
+    let (coll, events, counters) =
+        (db.collection::<Document>("petitions"), db.collection::<Document>("events"), db.collection::<Document>("counters"));
     let started = Instant::now();
     for start in (first..first + petitions).step_by(batch as usize) {
         let end = (start + batch).min(first + petitions);
@@ -138,4 +154,3 @@ pub async fn store_batched(store: &Store, petitions: u32, batch: u32, first: u32
     }
     Ok(petitions as f64 / started.elapsed().as_secs_f64())
 }
-

@@ -6,12 +6,13 @@ use mongodb::bson::{self, Document};
 use serde_json::json;
 
 use crate::domain::{
-    Category, Channel, Citizen, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, ReceiptTime, Recipient,
-    RoutingHints, Source,
+    Category, Channel, Citizen, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, ReceiptTime, Recipient, RoutingHints,
+    Source,
 };
 use crate::store::{OutboxMessage, PetitionRecord};
 
-const TEXTS: [&str; 4] = ["团岛二路路灯不亮，晚上很危险", "楼道里堆放杂物，存在消防隐患", "小区门口占道经营，影响通行", "下水道堵塞，污水外溢"];
+const TEXTS: [&str; 4] =
+    ["团岛二路路灯不亮，晚上很危险", "楼道里堆放杂物，存在消防隐患", "小区门口占道经营，影响通行", "下水道堵塞，污水外溢"];
 
 /// The i-th intake message of a run: (routing key, dedup key, body).
 pub fn intake(run: u32, i: usize) -> (&'static str, String, Vec<u8>) {

@@ -14,14 +14,16 @@
 //!   `SHUTDOWN_GRACE`), close.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use tracing::Instrument;
+use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::Publisher;
@@ -32,10 +34,55 @@ use crate::ops::{RoleMetrics, metrics};
 pub enum Outcome {
     /// The effect is durable (or the input was recorded as rejected).
     Ack,
-    /// A failure that may pass: deliver again (see the module doc).
-    Retry(anyhow::Error),
+    /// A failure that may pass: hold or deliver again (see the module doc).
+    Retry(Failure),
     /// Will never succeed: dead-letter it to `{ns}.dead` now.
     DeadLetter(anyhow::Error),
+}
+
+impl<T> From<Result<T, Failure>> for Outcome {
+    fn from(result: Result<T, Failure>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ack,
+            Err(failure) => Outcome::Retry(failure),
+        }
+    }
+}
+
+/// Why a handler could not finish a delivery now. Cheap to clone, so one
+/// failure can answer every delivery of a batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    /// A dependency (the store) cannot be reached: hold the delivery in
+    /// place, spending no delivery attempt.
+    #[error("{0:#}")]
+    Unavailable(Arc<anyhow::Error>),
+    /// Anything else: requeue, which counts an attempt; the last one is
+    /// dead-lettered.
+    #[error("{0:#}")]
+    Error(Arc<anyhow::Error>),
+}
+
+impl Failure {
+    pub fn unavailable(e: impl Into<anyhow::Error>) -> Self {
+        Failure::Unavailable(Arc::new(e.into()))
+    }
+
+    pub fn error(e: impl Into<anyhow::Error>) -> Self {
+        Failure::Error(Arc::new(e.into()))
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(Arc::new(e))
+    }
+}
+
+impl From<super::PublishError> for Failure {
+    fn from(e: super::PublishError) -> Self {
+        Failure::error(e)
+    }
 }
 
 pub trait Handler: Sync {
@@ -69,12 +116,7 @@ pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H,
     channel.basic_qos(c.prefetch, BasicQosOptions::default()).await?;
     let tag = format!("{queue}.{}", uuid::Uuid::new_v4().simple());
     let consumer = channel
-        .basic_consume(
-            ShortString::from(queue),
-            ShortString::from(tag.as_str()),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(ShortString::from(queue), ShortString::from(tag.as_str()), BasicConsumeOptions::default(), FieldTable::default())
         .await
         .with_context(|| format!("consuming {queue}"))?;
     tracing::info!(queue, prefetch = c.prefetch, "consuming");
@@ -94,7 +136,11 @@ pub async fn consume<H: Handler>(conn: &Connection, c: Consume<'_>, handler: &H,
         let c = &c;
         async move {
             if let Ok(delivery) = delivery {
-                settle(handler, c, m, delivery, shutdown).await;
+                // Every line logged while handling carries these; handlers
+                // record `petition_id` once they know it.
+                let message_id = delivery.properties.message_id().as_ref().map(|id| id.to_string()).unwrap_or_default();
+                let span = tracing::info_span!("delivery", role = c.role, queue = c.queue, message_id, petition_id = tracing::field::Empty);
+                settle(handler, c, m, delivery, shutdown).instrument(span).await;
             }
         }
     });
@@ -127,10 +173,10 @@ async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, m: &RoleMetrics, deliv
     let result = loop {
         match handler.handle(&delivery).await {
             Outcome::Ack => break delivery.ack(BasicAckOptions::default()).await,
-            Outcome::Retry(error) if store_unavailable(&error) => {
+            Outcome::Retry(Failure::Unavailable(error)) => {
                 if hold == HOLD_INITIAL {
                     RoleMetrics::inc(&m.paused);
-                    tracing::warn!(queue = c.queue, error = format!("{error:#}"), "store unreachable; holding the delivery");
+                    tracing::warn!(error = format!("{error:#}"), "store unreachable; holding the delivery");
                 }
                 tokio::select! {
                     // Left unsettled: closing the channel returns it to the queue.
@@ -139,12 +185,12 @@ async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, m: &RoleMetrics, deliv
                 }
                 hold = (hold * 2).min(HOLD_MAX);
             }
-            Outcome::Retry(error) if delivery_count(&delivery) >= c.delivery_limit => {
-                break dead_letter(c, &delivery, &error, m).await;
+            Outcome::Retry(Failure::Error(error)) if delivery_count(&delivery) >= c.delivery_limit => {
+                break dead_letter(c, &delivery, &*error, m).await;
             }
-            Outcome::Retry(error) => {
+            Outcome::Retry(Failure::Error(error)) => {
                 RoleMetrics::inc(&m.retried);
-                tracing::warn!(queue = c.queue, error = format!("{error:#}"), redelivered = delivery.redelivered, "retrying delivery");
+                tracing::warn!(error = format!("{error:#}"), redelivered = delivery.redelivered, "retrying delivery");
                 tokio::time::sleep(RETRY_PAUSE).await;
                 break delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
             }
@@ -155,20 +201,20 @@ async fn settle<H: Handler>(handler: &H, c: &Consume<'_>, m: &RoleMetrics, deliv
     m.observe(started.elapsed());
     if let Err(e) = result {
         // The channel is gone; the broker redelivers the message elsewhere.
-        tracing::warn!(queue = c.queue, error = %e, "could not settle delivery");
+        tracing::warn!(error = %e, "could not settle delivery");
     }
 }
 
 /// Publishes the message to `{ns}.dead` with the error attached, then acks.
 /// If that fails, the broker's own dead-lettering takes it (without the error).
-async fn dead_letter(c: &Consume<'_>, delivery: &Delivery, error: &anyhow::Error, m: &RoleMetrics) -> lapin::Result<bool> {
+async fn dead_letter(c: &Consume<'_>, delivery: &Delivery, error: &(dyn std::fmt::Display + Sync), m: &RoleMetrics) -> lapin::Result<bool> {
     RoleMetrics::inc(&m.dead_lettered);
     let text = format!("{error:#}");
-    tracing::error!(queue = c.queue, error = %text, "dead-lettering delivery");
+    tracing::error!(error = %text, "dead-lettering delivery");
     match c.dead.dead_letter(delivery, c.queue, &text).await {
         Ok(()) => delivery.ack(BasicAckOptions::default()).await,
         Err(e) => {
-            tracing::warn!(queue = c.queue, error = %e, "could not publish to the dead-letter exchange; rejecting");
+            tracing::warn!(error = %e, "could not publish to the dead-letter exchange; rejecting");
             delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await
         }
     }
@@ -184,17 +230,4 @@ fn delivery_count(delivery: &Delivery) -> u32 {
         Some(AMQPValue::LongUInt(n)) => n,
         _ => 0,
     }
-}
-
-/// MongoDB could not be reached at all (as opposed to refusing a write).
-fn store_unavailable(error: &anyhow::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    error.chain().any(|cause| {
-        cause.downcast_ref::<mongodb::error::Error>().is_some_and(|e| {
-            matches!(
-                e.kind.as_ref(),
-                ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
-            )
-        })
-    })
 }

@@ -37,12 +37,7 @@ pub enum PublishError {
     #[error("broker nacked the message to {exchange} `{routing_key}`")]
     Nacked { exchange: String, routing_key: String },
     #[error("broker returned the message to {exchange} `{routing_key}`: {reply_code} {reply_text}")]
-    Returned {
-        exchange: String,
-        routing_key: String,
-        reply_code: u16,
-        reply_text: String,
-    },
+    Returned { exchange: String, routing_key: String, reply_code: u16, reply_text: String },
     #[error("the channel is not in confirm mode")]
     ConfirmsOff,
     #[error("publishing failed: {0}")]
@@ -84,10 +79,7 @@ impl Publisher {
                 .basic_publish(
                     ShortString::from(exchange.as_str()),
                     ShortString::from(msg.routing_key.as_str()),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
                     &msg.body,
                     properties(msg),
                 )

@@ -93,10 +93,7 @@ pub struct Topology {
 
 impl Topology {
     pub fn new(namespace: &str, delivery_limit: u32) -> Self {
-        Topology {
-            namespace: namespace.to_owned(),
-            delivery_limit,
-        }
+        Topology { namespace: namespace.to_owned(), delivery_limit }
     }
 
     pub fn exchange(&self, x: Exchange) -> String {
@@ -121,8 +118,7 @@ impl Topology {
     }
 
     pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
-        self.declare_exchange(ch, Exchange::Unrouted, ExchangeKind::Fanout, FieldTable::default())
-            .await?;
+        self.declare_exchange(ch, Exchange::Unrouted, ExchangeKind::Fanout, FieldTable::default()).await?;
         for x in Exchange::TOPIC {
             let mut args = FieldTable::default();
             if x.has_alternate() {
@@ -188,23 +184,13 @@ impl Topology {
 
     async fn declare_exchange(&self, ch: &Channel, x: Exchange, kind: ExchangeKind, args: FieldTable) -> anyhow::Result<()> {
         let name = self.exchange(x);
-        let opts = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.exchange_declare(ShortString::from(name.as_str()), kind, opts, args)
-            .await
-            .with_context(|| format!("declaring exchange {name}"))
+        let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare(ShortString::from(name.as_str()), kind, opts, args).await.with_context(|| format!("declaring exchange {name}"))
     }
 
     async fn declare_queue(&self, ch: &Channel, name: &str, args: FieldTable) -> anyhow::Result<()> {
-        let opts = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(ShortString::from(name), opts, args)
-            .await
-            .with_context(|| format!("declaring queue {name}"))?;
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(ShortString::from(name), opts, args).await.with_context(|| format!("declaring queue {name}"))?;
         Ok(())
     }
 

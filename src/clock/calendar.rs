@@ -42,8 +42,7 @@ impl Calendar {
         for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
             let err = |problem: &str| CalendarError { line: i + 1, problem: problem.to_owned() };
             let mut fields = line.split(',');
-            let date = NaiveDate::parse_from_str(fields.next().unwrap_or_default(), "%Y-%m-%d")
-                .map_err(|_| err("bad date"))?;
+            let date = NaiveDate::parse_from_str(fields.next().unwrap_or_default(), "%Y-%m-%d").map_err(|_| err("bad date"))?;
             let workday = match fields.next() {
                 Some("true") => true,
                 Some("false") => false,

@@ -34,10 +34,7 @@ impl DeadlinePolicy {
     }
 
     pub fn deadlines(&self, received: DateTime<Utc>, working_days: u8) -> Deadlines {
-        Deadlines {
-            respond_by: self.respond_by(received),
-            resolve_by: self.resolve_by(received, working_days),
-        }
+        Deadlines { respond_by: self.respond_by(received), resolve_by: self.resolve_by(received, working_days) }
     }
 }
 

@@ -4,7 +4,7 @@ mod calendar;
 pub(crate) mod deadlines;
 mod escalation;
 
-pub use calendar::{Calendar, CalendarError};
 pub use crate::domain::Deadlines;
+pub use calendar::{Calendar, CalendarError};
 pub use deadlines::{DeadlinePolicy, working_days};
 pub use escalation::{ClockKind, Clocks, Due, Escalation, Window, escalate};

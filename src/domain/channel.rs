@@ -38,9 +38,6 @@ impl FromStr for Channel {
     type Err = UnknownChannel;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownChannel(s.to_owned()))
+        Channel::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownChannel(s.to_owned()))
     }
 }

@@ -73,14 +73,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(petition_id: &PetitionId, version: i64, kind: EventType, at: DateTime<Utc>, data: serde_json::Value) -> Self {
-        Event {
-            event_id: format!("{petition_id}/v{version}"),
-            petition_id: petition_id.clone(),
-            kind,
-            at,
-            actor: None,
-            data,
-        }
+        Event { event_id: format!("{petition_id}/v{version}"), petition_id: petition_id.clone(), kind, at, actor: None, data }
     }
 }
 
@@ -115,10 +108,7 @@ pub struct Recipient {
 
 impl Recipient {
     pub fn of(source: &Source, citizen: &Citizen) -> Self {
-        Recipient {
-            id: citizen.id.clone(),
-            order_no: (source.channel == Channel::Hotline).then(|| source.message_id.clone()),
-        }
+        Recipient { id: citizen.id.clone(), order_no: (source.channel == Channel::Hotline).then(|| source.message_id.clone()) }
     }
 }
 
@@ -144,9 +134,7 @@ impl Outbound {
 
 /// The receipt a citizen gets on the channel they used.
 pub fn receipt_text(petition_id: &PetitionId, respond_hours: i64) -> String {
-    format!(
-        "【暖南诉办】您的诉求已受理，诉求编号：{petition_id}。我们将在{respond_hours}小时内响应，处理结果将通过本渠道反馈，请留意。"
-    )
+    format!("【暖南诉办】您的诉求已受理，诉求编号：{petition_id}。我们将在{respond_hours}小时内响应，处理结果将通过本渠道反馈，请留意。")
 }
 
 /// Work for a unit, published on `{ns}.dispatch` with key `unit.<path>`.

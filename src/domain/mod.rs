@@ -11,8 +11,9 @@ pub use channel::{Channel, UnknownChannel};
 pub use command::{Action, Actor, ActorRole, BadCommand, Command, CommandReply, Rating, RefuseReason};
 pub use message::{Assignment, EscalationNotice, EscalationReason, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
-    Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord,
-    NewPetition, PetitionId, RoutingHints, Source, Status,
+    Closure,
+    Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord, NewPetition,
+    PetitionId, RoutingHints, Source, Status,
 };
 pub use receipt::{ReceiptClock, ReceiptTime, ReceiptTimeNote};
 pub use unit::{BadUnitPath, Level, Person, UnitPath};

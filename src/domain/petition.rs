@@ -79,6 +79,16 @@ pub enum Status {
     Reopened,
 }
 
+/// How a petition was closed (`closure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Closure {
+    /// The citizen rated the result.
+    Rated,
+    /// No rating within the rating period: left out of the satisfaction rate.
+    NoRating,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub channel: Channel,
@@ -192,10 +202,7 @@ pub struct GeoJsonPoint {
 
 impl From<GeoPoint> for GeoJsonPoint {
     fn from(p: GeoPoint) -> Self {
-        GeoJsonPoint {
-            kind: "Point".to_owned(),
-            coordinates: [p.lng(), p.lat()],
-        }
+        GeoJsonPoint { kind: "Point".to_owned(), coordinates: [p.lng(), p.lat()] }
     }
 }
 

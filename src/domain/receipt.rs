@@ -28,10 +28,7 @@ pub struct ReceiptClock {
 
 impl ReceiptClock {
     pub fn decide(&self, channel_time: Option<DateTime<Utc>>, first_seen: DateTime<Utc>) -> ReceiptTime {
-        let fallback = |note| ReceiptTime {
-            at: first_seen,
-            note: Some(note),
-        };
+        let fallback = |note| ReceiptTime { at: first_seen, note: Some(note) };
         match channel_time {
             None => fallback(ReceiptTimeNote::Missing),
             Some(t) if t > first_seen + self.future_tolerance => fallback(ReceiptTimeNote::InFuture),
@@ -46,10 +43,7 @@ mod tests {
     use super::*;
 
     fn clock() -> ReceiptClock {
-        ReceiptClock {
-            future_tolerance: Duration::minutes(5),
-            max_age: Duration::days(30),
-        }
+        ReceiptClock { future_tolerance: Duration::minutes(5), max_age: Duration::days(30) }
     }
 
     #[test]

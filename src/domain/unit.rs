@@ -72,11 +72,7 @@ impl FromStr for UnitPath {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ids: Vec<&str> = s.split('.').collect();
         let id_ok = |id: &&str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if (1..=4).contains(&ids.len()) && ids.iter().all(id_ok) {
-            Ok(UnitPath(s.to_owned()))
-        } else {
-            Err(BadUnitPath(s.to_owned()))
-        }
+        if (1..=4).contains(&ids.len()) && ids.iter().all(id_ok) { Ok(UnitPath(s.to_owned())) } else { Err(BadUnitPath(s.to_owned())) }
     }
 }
 

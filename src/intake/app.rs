@@ -46,21 +46,11 @@ pub(super) fn parse(text: &str, first_seen: DateTime<Utc>, clock: &ReceiptClock)
 fn petition(p: AppPayload, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Result<Intake, Rejection> {
     let message_id = required("request_id", Some(p.request_id))?;
     let submitted = p.submitted_at.as_deref().map(|s| rfc3339("submitted_at", s)).transpose()?;
-    let point = p
-        .location
-        .map(|l| GeoPoint::new(l.lng, l.lat))
-        .transpose()
-        .map_err(|e| super::text::invalid(format!("`location`: {e}")))?;
+    let point =
+        p.location.map(|l| GeoPoint::new(l.lng, l.lat)).transpose().map_err(|e| super::text::invalid(format!("`location`: {e}")))?;
     Ok(Intake::Petition(NewPetition {
-        source: Source {
-            channel: Channel::App,
-            message_id,
-        },
-        citizen: Citizen {
-            id: required("user.id", Some(p.user.id))?,
-            phone: optional(p.user.phone),
-            name: optional(p.user.name),
-        },
+        source: Source { channel: Channel::App, message_id },
+        citizen: Citizen { id: required("user.id", Some(p.user.id))?, phone: optional(p.user.phone), name: optional(p.user.name) },
         content: required("content", p.content)?,
         received: clock.decide(submitted, first_seen),
         category: p.category,
@@ -70,10 +60,7 @@ fn petition(p: AppPayload, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
         time_limit_days: None,
         point,
         address: optional(p.address),
-        hints: RoutingHints {
-            building_id: optional(p.building_id),
-            ..RoutingHints::default()
-        },
+        hints: RoutingHints { building_id: optional(p.building_id), ..RoutingHints::default() },
         images: p.images.unwrap_or_default().into_iter().filter_map(|u| optional(Some(u))).collect(),
     }))
 }

@@ -69,15 +69,8 @@ fn petition(o: WorkOrder, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Re
         None => None,
     };
     Ok(Intake::Petition(NewPetition {
-        source: Source {
-            channel: Channel::Hotline,
-            message_id,
-        },
-        citizen: Citizen {
-            id: phone.clone(),
-            phone: Some(phone),
-            name: optional(o.caller.name),
-        },
+        source: Source { channel: Channel::Hotline, message_id },
+        citizen: Citizen { id: phone.clone(), phone: Some(phone), name: optional(o.caller.name) },
         content: required("content", o.content)?,
         received: clock.decide(created, first_seen),
         category: None,
@@ -87,11 +80,7 @@ fn petition(o: WorkOrder, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Re
         time_limit_days: o.time_limit_days,
         point: None,
         address: optional(o.address),
-        hints: RoutingHints {
-            street: optional(o.street),
-            community: optional(o.community),
-            building_id: None,
-        },
+        hints: RoutingHints { street: optional(o.street), community: optional(o.community), building_id: None },
         images: Vec::new(),
     }))
 }

@@ -81,11 +81,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Rejection {
-            reason,
-            detail: detail.into(),
-            payload_id: None,
-        }
+        Rejection { reason, detail: detail.into(), payload_id: None }
     }
 
     pub(crate) fn with_id(mut self, id: Option<String>) -> Self {
@@ -103,17 +99,14 @@ pub struct IntakePolicy {
 
 /// Parses one body published to `{ns}.intake` with `routing_key`.
 pub fn parse(routing_key: &str, body: &[u8], first_seen: DateTime<Utc>, policy: &IntakePolicy) -> Result<Intake, Rejection> {
-    let channel: Channel = routing_key
-        .parse()
-        .map_err(|e: UnknownChannel| Rejection::new(RejectReason::UnknownChannel, e.to_string()))?;
+    let channel: Channel = routing_key.parse().map_err(|e: UnknownChannel| Rejection::new(RejectReason::UnknownChannel, e.to_string()))?;
     if body.len() > policy.max_body_bytes {
         return Err(Rejection::new(
             RejectReason::TooLarge,
             format!("body is {} bytes, the limit is {}", body.len(), policy.max_body_bytes),
         ));
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| Rejection::new(RejectReason::NotUtf8, format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|e| Rejection::new(RejectReason::NotUtf8, format!("body is not UTF-8: {e}")))?;
     match channel {
         Channel::Wechat => wechat::parse(text, first_seen, &policy.clock),
         Channel::App => app::parse(text, first_seen, &policy.clock),

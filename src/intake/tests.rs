@@ -10,13 +10,7 @@ macro_rules! fixture {
 }
 
 fn policy() -> IntakePolicy {
-    IntakePolicy {
-        max_body_bytes: 256 * 1024,
-        clock: ReceiptClock {
-            future_tolerance: Duration::minutes(5),
-            max_age: Duration::days(30),
-        },
-    }
+    IntakePolicy { max_body_bytes: 256 * 1024, clock: ReceiptClock { future_tolerance: Duration::minutes(5), max_age: Duration::days(30) } }
 }
 
 fn now() -> DateTime<Utc> {

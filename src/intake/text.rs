@@ -9,11 +9,10 @@ use super::{RejectReason, Rejection};
 /// Two phases so the reason is precise: syntax errors are `malformed`,
 /// shape and type errors `invalid` (and carry the payload's id if readable).
 pub(super) fn parse_json<T: DeserializeOwned>(text: &str, id_field: &str) -> Result<T, Rejection> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Rejection::new(RejectReason::Malformed, format!("not well-formed JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Rejection::new(RejectReason::Malformed, format!("not well-formed JSON: {e}")))?;
     let id = value.get(id_field).and_then(|v| v.as_str()).map(str::to_owned);
-    serde_json::from_value(value)
-        .map_err(|e| Rejection::new(RejectReason::Invalid, e.to_string()).with_id(id))
+    serde_json::from_value(value).map_err(|e| Rejection::new(RejectReason::Invalid, e.to_string()).with_id(id))
 }
 
 pub(super) fn invalid(detail: impl Into<String>) -> Rejection {

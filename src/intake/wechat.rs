@@ -5,9 +5,7 @@ use serde::Deserialize;
 
 use super::text::{invalid, optional, required};
 use super::{ChannelEvent, HeldAttachment, Intake, RejectReason, Rejection};
-use crate::domain::{
-    Attachment, AttachmentKind, Channel, Citizen, GeoPoint, NewPetition, ReceiptClock, RoutingHints, Source,
-};
+use crate::domain::{Attachment, AttachmentKind, Channel, Citizen, GeoPoint, NewPetition, ReceiptClock, RoutingHints, Source};
 
 /// Every element optional so that XML syntax errors (`malformed`) are told
 /// apart from missing or bad fields (`invalid`).
@@ -31,8 +29,8 @@ struct WechatXml {
 }
 
 pub(super) fn parse(text: &str, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Result<Intake, Rejection> {
-    let xml: WechatXml = quick_xml::de::from_str(text)
-        .map_err(|e| Rejection::new(RejectReason::Malformed, format!("not well-formed WeChat XML: {e}")))?;
+    let xml: WechatXml =
+        quick_xml::de::from_str(text).map_err(|e| Rejection::new(RejectReason::Malformed, format!("not well-formed WeChat XML: {e}")))?;
     let id = optional(xml.msg_id.clone());
     message(xml, first_seen, clock).map_err(|r| r.with_id(id))
 }
@@ -55,22 +53,13 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
             channel: Channel::Wechat,
             citizen_id: openid.clone(),
             at: received.at,
-            attachment: Attachment {
-                kind,
-                message_id: msg_id()?,
-                point,
-                label,
-                url,
-            },
+            attachment: Attachment { kind, message_id: msg_id()?, point, label, url },
         }))
     };
     let text = match msg_type.as_str() {
         "text" => required("Content", xml.content)?,
         "voice" => optional(xml.recognition).ok_or_else(|| {
-            Rejection::new(
-                RejectReason::Unsupported,
-                "voice message without `Recognition` (speech recognition is off for this account)",
-            )
+            Rejection::new(RejectReason::Unsupported, "voice message without `Recognition` (speech recognition is off for this account)")
         })?,
         "location" => {
             let lat = coordinate("Location_X", xml.location_x)?;
@@ -95,22 +84,12 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
             }));
         }
         other => {
-            return Err(Rejection::new(
-                RejectReason::Unsupported,
-                format!("WeChat `{other}` messages cannot become petitions"),
-            ));
+            return Err(Rejection::new(RejectReason::Unsupported, format!("WeChat `{other}` messages cannot become petitions")));
         }
     };
     Ok(Intake::Petition(NewPetition {
-        source: Source {
-            channel: Channel::Wechat,
-            message_id: msg_id()?,
-        },
-        citizen: Citizen {
-            id: openid,
-            phone: None,
-            name: None,
-        },
+        source: Source { channel: Channel::Wechat, message_id: msg_id()? },
+        citizen: Citizen { id: openid, phone: None, name: None },
         content: text,
         received,
         category: None,
@@ -126,7 +105,5 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
 }
 
 fn coordinate(field: &str, value: Option<String>) -> Result<f64, Rejection> {
-    required(field, value)?
-        .parse()
-        .map_err(|_| invalid(format!("`{field}` must be a decimal number")))
+    required(field, value)?.parse().map_err(|_| invalid(format!("`{field}` must be a decimal number")))
 }

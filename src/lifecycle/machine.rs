@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::clock::{Clocks, DeadlinePolicy, Window};
-use crate::domain::{Action, ActorRole, Command, Deadlines, EscalationReason, EventType, Rating, Status, UnitPath};
+use crate::clock::{ClockKind, Clocks, DeadlinePolicy, Window};
+use crate::domain::{Action, ActorRole, Closure, Command, Deadlines, EscalationReason, EventType, Rating, Status, UnitPath};
 
 /// What the machine needs to know about a petition.
 #[derive(Debug, Clone)]
@@ -64,23 +64,32 @@ impl Refusal {
     }
 }
 
-/// The petition changes hands.
+/// The petition changes hands: a breach, an `escalate`, a `transfer`, a
+/// refusal or an unsatisfied rating. One shape for all of them, so the
+/// counters, the notice and the assignment follow one rule (see
+/// [`super::effects`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handover {
     pub to: UnitPath,
-    /// Announced on `{ns}.escalations` when set.
+    /// Announced on `{ns}.escalations` when set; counted in `refusals` for
+    /// a refusal, in `escalations` otherwise.
     pub reason: Option<EscalationReason>,
+    /// The deadline the notice reports (the breached window's, or the
+    /// citizen's resolution deadline).
+    pub due_at: DateTime<Utc>,
     /// `escalation_level` + 1.
     pub level_up: bool,
     /// An assignment to `to` on `{ns}.dispatch`.
     pub dispatch: bool,
+    /// A missed deadline, recorded in `breaches` against the unit that held it.
+    pub breach: Option<Breach>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closure {
-    Rated(Rating),
-    /// No rating within the rating period: left out of the satisfaction rate.
-    NoRating,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    pub clock: ClockKind,
+    pub unit: UnitPath,
+    pub due_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +102,8 @@ pub struct Transition {
     pub clocks: Clocks,
     pub deadlines: Deadlines,
     pub handover: Option<Handover>,
+    /// A warning notice for this clock: its deadline is near.
+    pub warning: Option<ClockKind>,
     pub rating: Option<Rating>,
     pub closure: Option<Closure>,
     /// KPI facts, kept the first time they are known.
@@ -101,7 +112,7 @@ pub struct Transition {
 }
 
 impl Transition {
-    fn new(s: &State, status: Status, event: EventType, data: serde_json::Value) -> Self {
+    pub(super) fn new(s: &State, status: Status, event: EventType, data: serde_json::Value) -> Self {
         Transition {
             status,
             event,
@@ -110,6 +121,7 @@ impl Transition {
             clocks: s.clocks,
             deadlines: s.deadlines,
             handover: None,
+            warning: None,
             rating: None,
             closure: None,
             responded_on_time: None,
@@ -126,8 +138,10 @@ impl Transition {
         self
     }
 
-    fn hand_to(mut self, to: UnitPath, reason: Option<EscalationReason>, level_up: bool, dispatch: bool) -> Self {
-        self.handover = Some(Handover { to, reason, level_up, dispatch });
+    /// Hands over for a command: the notice reports the citizen's
+    /// resolution deadline, and no deadline was missed.
+    fn hand_to(mut self, s: &State, to: UnitPath, reason: Option<EscalationReason>, level_up: bool, dispatch: bool) -> Self {
+        self.handover = Some(Handover { to, reason, due_at: s.deadlines.resolve_by, level_up, dispatch, breach: None });
         self
     }
 }
@@ -158,6 +172,8 @@ pub fn apply(s: &State, cmd: &Command, env: &Env) -> Result<Transition, Refusal>
         Action::Progress { note } => Transition::new(s, Accepted, EventType::Progressed, json!({ "note": note })),
         Action::Resolve { result } => {
             let mut t = Transition::new(s, Resolved, EventType::Resolved, json!({ "result": result, "unit": s.unit }));
+            // Both clocks stop: nothing is escalated while the district reviews.
+            t.clocks.respond = None;
             t.clocks.resolve = None;
             t.resolved_on_time = Some(now <= s.deadlines.resolve_by);
             t
@@ -168,9 +184,13 @@ pub fn apply(s: &State, cmd: &Command, env: &Env) -> Result<Transition, Refusal>
                 return Err(Refusal::AtTop);
             }
             let data = json!({ "reason": reason, "note": note, "from_unit": s.unit, "to_unit": district });
-            Transition::new(s, Triage, EventType::Refused, data)
-                .restart_clocks(s, env)
-                .hand_to(district, Some(EscalationReason::Refused), false, false)
+            Transition::new(s, Triage, EventType::Refused, data).restart_clocks(s, env).hand_to(
+                s,
+                district,
+                Some(EscalationReason::Refused),
+                false,
+                false,
+            )
         }
         Action::Escalate { note } => {
             let parent = s.unit.parent().ok_or(Refusal::AtTop)?;
@@ -180,16 +200,14 @@ pub fn apply(s: &State, cmd: &Command, env: &Env) -> Result<Transition, Refusal>
             let respond = Window::new(now, env.policy.respond_by(now));
             t.clocks.respond = Some(respond);
             t.deadlines.respond_by = respond.due;
-            t.hand_to(parent, Some(EscalationReason::HandlerRequest), true, true)
+            t.hand_to(s, parent, Some(EscalationReason::HandlerRequest), true, true)
         }
         Action::Transfer { unit } => {
             if !(env.unit_exists)(unit) {
                 return Err(Refusal::UnknownUnit);
             }
             let data = json!({ "from_unit": s.unit, "to_unit": unit });
-            Transition::new(s, Assigned, EventType::Transferred, data)
-                .restart_clocks(s, env)
-                .hand_to(unit.clone(), None, false, true)
+            Transition::new(s, Assigned, EventType::Transferred, data).restart_clocks(s, env).hand_to(s, unit.clone(), None, false, true)
         }
         Action::Approve => {
             let mut t = Transition::new(s, Approved, EventType::Approved, json!({}));
@@ -216,27 +234,23 @@ fn rate(s: &State, env: &Env, rating: Rating, comment: Option<&str>) -> Transiti
         };
         let mut data = data;
         data["to_unit"] = json!(to);
-        let mut t = Transition::new(s, Status::Reopened, EventType::Rated, data)
-            .restart_clocks(s, env)
-            .hand_to(to, Some(EscalationReason::Unsatisfied), level_up, true);
+        let mut t = Transition::new(s, Status::Reopened, EventType::Rated, data).restart_clocks(s, env).hand_to(
+            s,
+            to,
+            Some(EscalationReason::Unsatisfied),
+            level_up,
+            true,
+        );
         t.then = Some(EventType::Reopened);
         t
     } else {
         let mut t = Transition::new(s, Status::Closed, EventType::Rated, data);
         t.then = Some(EventType::Closed);
         t.clocks = Clocks::default();
-        t.closure = Some(Closure::Rated(rating));
+        t.closure = Some(Closure::Rated);
         t
     };
     t.rating = Some(rating);
-    t
-}
-
-/// The rating period ran out: close without a rating.
-pub fn expire_rating(s: &State) -> Transition {
-    let mut t = Transition::new(s, Status::Closed, EventType::Closed, json!({ "closure": "no_rating" }));
-    t.clocks = Clocks::default();
-    t.closure = Some(Closure::NoRating);
     t
 }
 
@@ -260,7 +274,7 @@ fn authorize(s: &State, cmd: &Command) -> Result<(), Refusal> {
     }
 }
 
-fn top(unit: &UnitPath) -> UnitPath {
+pub(super) fn top(unit: &UnitPath) -> UnitPath {
     let mut u = unit.clone();
     while let Some(p) = u.parent() {
         u = p;

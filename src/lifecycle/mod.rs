@@ -1,5 +1,11 @@
-//! The petition lifecycle (DESIGN §7): commands through a pure state machine.
+//! The petition lifecycle (`docs/contract.md` §7, `docs/lifecycle.md`):
+//! commands and due clocks through one pure state machine, and the one
+//! typed change every transition becomes.
 
+mod due;
+mod effects;
 mod machine;
 
-pub use machine::{Closure, Env, Handover, Refusal, State, Transition, apply, expire_rating};
+pub use due::{DueAction, expire_rating, on_due};
+pub use effects::{Context, assignment, change, state};
+pub use machine::{Breach, Env, Handover, Refusal, State, Transition, apply};

@@ -39,12 +39,7 @@ pub struct Location {
 
 impl Location {
     fn new(unit: &UnitPath, by: LocatedBy) -> Self {
-        Location {
-            grid: (unit.level() == Level::Grid).then(|| unit.clone()),
-            unit: unit.clone(),
-            level: unit.level(),
-            by,
-        }
+        Location { grid: (unit.level() == Level::Grid).then(|| unit.clone()), unit: unit.clone(), level: unit.level(), by }
     }
 }
 
@@ -64,9 +59,7 @@ impl Registry {
         if let Some(unit) = q.address.and_then(|a| self.find_in_text(a)) {
             return Some(Location::new(unit, LocatedBy::Address));
         }
-        q.content
-            .and_then(|c| self.find_in_text(c))
-            .map(|unit| Location::new(unit, LocatedBy::Content))
+        q.content.and_then(|c| self.find_in_text(c)).map(|unit| Location::new(unit, LocatedBy::Content))
     }
 
     /// A community inside the named street wins; a community that

@@ -6,8 +6,8 @@ mod locate;
 mod registry;
 mod rules;
 
+pub use crate::domain::Person;
 pub use classify::{Classified, ClassifiedBy, Classifier, MIN_CONFIDENCE, TAXONOMY_MAP as TAXONOMY_MAP_CSV};
 pub use locate::{LocateQuery, LocatedBy, Location};
-pub use crate::domain::Person;
 pub use registry::{BUNDLED as BUNDLED_REGISTRY, GridKind, Registry, RegistryError, Unit};
 pub use rules::{RouteDecision, RouteInput, Router, TriageReason};

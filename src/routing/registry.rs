@@ -69,10 +69,7 @@ impl Unit {
     /// Who answers for the unit: the grid worker or building steward; the
     /// directly responsible person of a "1+1+1" team.
     pub fn handler(&self) -> Option<&Person> {
-        self.persons
-            .iter()
-            .find(|p| matches!(p.role.as_str(), "grid_worker" | "building_steward" | "responsible"))
-            .or(self.persons.first())
+        self.persons.iter().find(|p| matches!(p.role.as_str(), "grid_worker" | "building_steward" | "responsible")).or(self.persons.first())
     }
 }
 
@@ -218,10 +215,7 @@ impl Registry {
     /// The most specific unit named anywhere in free text (roads,
     /// buildings, landmarks, unit names); longest match first.
     pub fn find_in_text(&self, text: &str) -> Option<&UnitPath> {
-        self.dictionary
-            .find_iter(text)
-            .map(|m| &self.dictionary_units[m.pattern().as_usize()])
-            .max_by_key(|u| u.level())
+        self.dictionary.find_iter(text).map(|m| &self.dictionary_units[m.pattern().as_usize()]).max_by_key(|u| u.level())
     }
 }
 

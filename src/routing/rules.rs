@@ -96,11 +96,7 @@ impl Router {
     }
 
     fn is_special(&self, location: &Location) -> bool {
-        location
-            .grid
-            .as_ref()
-            .and_then(|g| self.registry.unit(g))
-            .is_some_and(|u| u.grid_kind == Some(super::GridKind::Special))
+        location.grid.as_ref().and_then(|g| self.registry.unit(g)).is_some_and(|u| u.grid_kind == Some(super::GridKind::Special))
     }
 
     fn responsible_unit(&self, location: &Location, category: Category) -> UnitPath {

@@ -9,7 +9,7 @@ use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::records::AttachmentRecord;
-use super::{HELD_ATTACHMENTS, Store};
+use super::{HELD_ATTACHMENTS, Result, Store, StoreError};
 use crate::domain::{Channel, PetitionId};
 use crate::intake::HeldAttachment;
 
@@ -33,7 +33,7 @@ impl Store {
 
     /// Records the attachment once; returns the stored record (which a
     /// redelivery may find already attached).
-    pub async fn hold_attachment(&self, a: &HeldAttachment) -> anyhow::Result<HeldRecord> {
+    pub async fn hold_attachment(&self, a: &HeldAttachment) -> Result<HeldRecord> {
         let record = HeldRecord {
             id: format!("{}:{}", a.channel, a.attachment.message_id),
             channel: a.channel,
@@ -45,25 +45,19 @@ impl Store {
         };
         let stored = self
             .held()
-            .find_one_and_update(
-                doc! { "_id": &record.id },
-                doc! { "$setOnInsert": bson::to_document(&record)? },
-            )
+            .find_one_and_update(doc! { "_id": &record.id }, doc! { "$setOnInsert": bson::to_document(&record)? })
             .upsert(true)
             .return_document(ReturnDocument::After)
             .await?;
-        stored.ok_or_else(|| anyhow::anyhow!("upsert of held attachment returned nothing"))
+        stored.ok_or_else(|| StoreError::Shape("upsert of held attachment returned nothing".into()))
     }
 
     /// Claims one specific held record for `petition`; `false` if another
     /// petition claimed it first.
-    pub async fn claim_held(&self, id: &str, petition: &PetitionId) -> anyhow::Result<bool> {
+    pub async fn claim_held(&self, id: &str, petition: &PetitionId) -> Result<bool> {
         let result = self
             .held()
-            .update_one(
-                doc! { "_id": id, "status": "held" },
-                doc! { "$set": { "status": "attached", "petition_id": petition.as_str() } },
-            )
+            .update_one(doc! { "_id": id, "status": "held" }, doc! { "$set": { "status": "attached", "petition_id": petition.as_str() } })
             .await?;
         Ok(result.modified_count == 1)
     }
@@ -76,7 +70,7 @@ impl Store {
         at: DateTime<Utc>,
         window: Duration,
         petition: &PetitionId,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let from: bson::DateTime = (at - window).into();
         let to: bson::DateTime = (at + window).into();
         self.held()
@@ -93,7 +87,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn held_for(&self, petition: &PetitionId) -> anyhow::Result<Vec<HeldRecord>> {
+    pub async fn held_for(&self, petition: &PetitionId) -> Result<Vec<HeldRecord>> {
         use futures::TryStreamExt;
         let cursor = self.held().find(doc! { "petition_id": petition.as_str() }).await?;
         Ok(cursor.try_collect().await?)

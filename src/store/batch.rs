@@ -8,16 +8,16 @@ use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{UpdateOneModel, WriteModel};
 
-use super::{HELD_ATTACHMENTS, PETITIONS, PetitionRecord, Store};
+use super::{HELD_ATTACHMENTS, PETITIONS, PetitionRecord, Result, Store};
 use crate::domain::Channel;
 
 impl Store {
-    pub async fn petitions_by_ids(&self, ids: &[&str]) -> anyhow::Result<Vec<PetitionRecord>> {
+    pub async fn petitions_by_ids(&self, ids: &[&str]) -> Result<Vec<PetitionRecord>> {
         Ok(self.collection::<PetitionRecord>(PETITIONS).find(doc! { "_id": { "$in": ids } }).await?.try_collect().await?)
     }
 
     /// Inserts the records; `false` marks one whose source was stored meanwhile.
-    pub async fn insert_petitions(&self, records: &[PetitionRecord]) -> anyhow::Result<Vec<bool>> {
+    pub async fn insert_petitions(&self, records: &[PetitionRecord]) -> Result<Vec<bool>> {
         use mongodb::error::ErrorKind;
         let mut inserted = vec![true; records.len()];
         match self.collection::<PetitionRecord>(PETITIONS).insert_many(records).ordered(false).await {
@@ -38,7 +38,7 @@ impl Store {
     }
 
     /// Of these citizens, those with a WeChat attachment waiting for a petition.
-    pub async fn citizens_with_held(&self, channel: Channel, citizens: &[&str]) -> anyhow::Result<HashSet<String>> {
+    pub async fn citizens_with_held(&self, channel: Channel, citizens: &[&str]) -> Result<HashSet<String>> {
         if citizens.is_empty() {
             return Ok(HashSet::new());
         }
@@ -49,7 +49,7 @@ impl Store {
 
     /// Conditional updates `(filter, update)` on petitions in one bulk
     /// write; `true` for each that matched.
-    pub async fn update_petitions(&self, updates: Vec<(Document, Document)>) -> anyhow::Result<Vec<bool>> {
+    pub async fn update_petitions(&self, updates: Vec<(Document, Document)>) -> Result<Vec<bool>> {
         let n = updates.len();
         let namespace = self.collection::<Document>(PETITIONS).namespace();
         let models: Vec<WriteModel> = updates
@@ -62,13 +62,3 @@ impl Store {
         Ok((0..n).map(|i| result.update_results.get(&i).is_some_and(|r| r.matched_count == 1)).collect())
     }
 }
-
-/// The same failure for every item of a batch. A MongoDB error is cloned, so
-/// the consume loop still recognises an unreachable store.
-pub fn share_error(e: &anyhow::Error) -> anyhow::Error {
-    match e.chain().find_map(|c| c.downcast_ref::<mongodb::error::Error>()) {
-        Some(m) => anyhow::Error::new(m.clone()).context(format!("{e:#}")),
-        None => anyhow::anyhow!("{e:#}"),
-    }
-}
-

@@ -3,11 +3,11 @@
 
 use mongodb::bson::{self, doc};
 
-use super::{CHANNEL_EVENTS, Store};
+use super::{CHANNEL_EVENTS, Result, Store};
 use crate::intake::ChannelEvent;
 
 impl Store {
-    pub async fn record_channel_event(&self, e: &ChannelEvent) -> anyhow::Result<()> {
+    pub async fn record_channel_event(&self, e: &ChannelEvent) -> Result<()> {
         let id = format!("{}:{}", e.channel, e.dedup_key);
         let record = doc! {
             "_id": &id,

@@ -1,10 +1,10 @@
 //! The stored form of a petition's clocks, with `next_at` indexed so a
 //! deadline scan reads only what is due.
 
-use mongodb::bson::{DateTime, Document, doc};
+use mongodb::bson::{DateTime, doc};
 use serde::{Deserialize, Serialize};
 
-use super::{PETITIONS, PetitionRecord, Store};
+use super::{PETITIONS, PetitionRecord, Result, Store};
 use crate::clock::{Clocks, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -26,9 +26,7 @@ pub struct ClockRecord {
 
 impl ClockRecord {
     pub fn new(clocks: &Clocks, warn_ratio: f64) -> Self {
-        let record = |w: Option<Window>| {
-            w.map(|w| WindowRecord { started: w.started.into(), due: w.due.into(), warned: w.warned })
-        };
+        let record = |w: Option<Window>| w.map(|w| WindowRecord { started: w.started.into(), due: w.due.into(), warned: w.warned });
         ClockRecord {
             respond: record(clocks.respond),
             resolve: record(clocks.resolve),
@@ -38,41 +36,23 @@ impl ClockRecord {
     }
 
     pub fn clocks(&self) -> Clocks {
-        let window = |w: Option<WindowRecord>| {
-            w.map(|w| Window { started: w.started.to_chrono(), due: w.due.to_chrono(), warned: w.warned })
-        };
-        Clocks {
-            respond: window(self.respond),
-            resolve: window(self.resolve),
-            rating_by: self.rating_by.map(|t| t.to_chrono()),
-        }
+        let window =
+            |w: Option<WindowRecord>| w.map(|w| Window { started: w.started.to_chrono(), due: w.due.to_chrono(), warned: w.warned });
+        Clocks { respond: window(self.respond), resolve: window(self.resolve), rating_by: self.rating_by.map(|t| t.to_chrono()) }
     }
 }
 
 impl Store {
     /// Petitions whose next warning or breach is due, earliest first.
-    pub async fn due_petitions(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> anyhow::Result<Vec<PetitionRecord>> {
+    pub async fn due_petitions(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> Result<Vec<PetitionRecord>> {
         use futures::TryStreamExt;
         let now: DateTime = now.into();
         let cursor = self
             .collection::<PetitionRecord>(PETITIONS)
-            .find(doc! { "clock.next_at": { "$lte": now } })
-            .sort(doc! { "clock.next_at": 1 })
+            .find(doc! { super::fields::CLOCK_NEXT_AT: { "$lte": now } })
+            .sort(doc! { super::fields::CLOCK_NEXT_AT: 1 })
             .limit(limit)
             .await?;
         Ok(cursor.try_collect().await?)
-    }
-
-    /// Applies `update` only if the petition is still at `version`: the
-    /// claim that lets any number of deadline workers run side by side.
-    pub async fn update_if_version(&self, id: &str, version: i64, mut update: Document) -> anyhow::Result<bool> {
-        let mut inc = update.get_document("$inc").cloned().unwrap_or_default();
-        inc.insert("version", 1);
-        update.insert("$inc", inc);
-        let result = self
-            .collection::<Document>(PETITIONS)
-            .update_one(doc! { "_id": id, "version": version }, update)
-            .await?;
-        Ok(result.modified_count == 1)
     }
 }

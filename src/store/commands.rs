@@ -5,7 +5,7 @@
 use mongodb::bson::{self, doc};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, is_duplicate_key};
+use super::{Result, Store, is_duplicate_key};
 use crate::domain::CommandReply;
 
 pub const COMMANDS: &str = "commands";
@@ -23,20 +23,19 @@ pub struct RefusedCommand {
 }
 
 impl Store {
-    pub async fn remembered_reply(&self, command_id: &str) -> anyhow::Result<Option<CommandReply>> {
+    pub async fn remembered_reply(&self, command_id: &str) -> Result<Option<CommandReply>> {
         let found = self.collection::<RefusedCommand>(COMMANDS).find_one(doc! { "_id": command_id }).await?;
         Ok(found.map(|c| c.reply))
     }
 
     /// Records the refusal; if the same command was refused before, that
     /// first reply stands and is returned.
-    pub async fn remember_refusal(&self, refused: &RefusedCommand) -> anyhow::Result<CommandReply> {
+    pub async fn remember_refusal(&self, refused: &RefusedCommand) -> Result<CommandReply> {
         match self.collection::<RefusedCommand>(COMMANDS).insert_one(refused).await {
             Ok(_) => Ok(refused.reply.clone()),
-            Err(e) if is_duplicate_key(&e) => Ok(self
-                .remembered_reply(&refused.command_id)
-                .await?
-                .unwrap_or_else(|| refused.reply.clone())),
+            Err(e) if is_duplicate_key(&e) => {
+                Ok(self.remembered_reply(&refused.command_id).await?.unwrap_or_else(|| refused.reply.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -4,20 +4,20 @@ use chrono::NaiveDate;
 use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
 
-use super::{COUNTERS, Store, is_duplicate_key};
+use super::{COUNTERS, Result, Store, StoreError, is_duplicate_key};
 use crate::domain::PetitionId;
 
 impl Store {
     /// Allocates the next number of `day`. A number allocated by a worker
     /// that then crashed, or lost a dedup race, is skipped: numbers are
     /// unique and increasing, not gapless.
-    pub async fn next_petition_id(&self, day: NaiveDate) -> anyhow::Result<PetitionId> {
+    pub async fn next_petition_id(&self, day: NaiveDate) -> Result<PetitionId> {
         let mut ids = self.next_petition_ids(day, 1).await?;
-        ids.pop().ok_or_else(|| anyhow::anyhow!("no petition number allocated"))
+        ids.pop().ok_or_else(|| StoreError::Shape("no petition number allocated".into()))
     }
 
     /// `count` consecutive numbers of `day` in one counter update.
-    pub async fn next_petition_ids(&self, day: NaiveDate, count: u32) -> anyhow::Result<Vec<PetitionId>> {
+    pub async fn next_petition_ids(&self, day: NaiveDate, count: u32) -> Result<Vec<PetitionId>> {
         let key = format!("petition:{}", day.format("%Y%m%d"));
         // Two first-of-the-day upserts can race on the unique `_id`; the loser retries.
         for _ in 0..3 {
@@ -29,15 +29,14 @@ impl Store {
                 .await;
             match result {
                 Ok(Some(after)) => {
-                    let last = u32::try_from(after.get_i64("seq")?)?;
+                    let last = after.get_i64("seq").ok().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| StoreError::Shape(format!("counter {day}: bad seq")))?;
                     return Ok((last + 1 - count..=last).map(|seq| PetitionId::new(day, seq)).collect());
                 }
-                Ok(None) => anyhow::bail!("counter upsert returned nothing"),
+                Ok(None) => return Err(StoreError::Shape("counter upsert returned nothing".into())),
                 Err(e) if is_duplicate_key(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        anyhow::bail!("could not allocate petition numbers for {day}")
+        Err(StoreError::Shape(format!("could not allocate petition numbers for {day}")))
     }
-
 }

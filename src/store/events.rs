@@ -3,7 +3,7 @@
 use mongodb::bson::{self, DateTime, doc};
 use serde::Serialize;
 
-use super::{EVENTS, Store, is_duplicate_key};
+use super::{EVENTS, Result, Store, is_duplicate_key};
 use crate::domain::Event;
 
 #[derive(Serialize)]
@@ -22,7 +22,7 @@ struct EventRecord<'a> {
 impl Store {
     /// Appends events; an event already recorded (same `event_id`) is left
     /// as it is, which makes re-appending after a crash harmless.
-    pub async fn append_events(&self, events: &[&Event]) -> anyhow::Result<()> {
+    pub async fn append_events(&self, events: &[&Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -52,8 +52,7 @@ fn only_duplicates(err: &mongodb::error::Error) -> bool {
     use mongodb::error::ErrorKind;
     match err.kind.as_ref() {
         ErrorKind::InsertMany(e) => {
-            e.write_concern_error.is_none()
-                && e.write_errors.as_ref().is_some_and(|errs| errs.iter().all(|w| w.code == 11000))
+            e.write_concern_error.is_none() && e.write_errors.as_ref().is_some_and(|errs| errs.iter().all(|w| w.code == 11000))
         }
         _ => is_duplicate_key(err),
     }

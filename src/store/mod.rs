@@ -2,11 +2,14 @@
 
 mod attachments;
 mod batch;
+mod change;
 mod channel_events;
 mod clock;
 mod commands;
 mod counters;
+mod error;
 mod events;
+pub mod fields;
 mod outbox;
 mod petitions;
 mod records;
@@ -14,15 +17,16 @@ mod rejections;
 mod report;
 mod routing;
 
-pub use batch::share_error;
+pub use crate::domain::{GeoJsonPoint, LocationRecord};
+pub use change::{BreachRecord, Changed, Counts, Decision, Feedback, PetitionChange, Placement};
+pub use error::{Result, StoreError};
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
-pub use crate::domain::{GeoJsonPoint, LocationRecord};
 pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
 pub use rejections::RejectionRecord;
-pub use routing::{REGISTRY, Routed, UNITS, route_write};
+pub use routing::{REGISTRY, UNITS, area};
 
 use anyhow::Context;
 use mongodb::bson::{Document, doc};
@@ -50,12 +54,10 @@ impl Store {
             options.server_selection_timeout = Some(std::time::Duration::from_secs(5));
         }
         let client = Client::with_options(options)?;
-        Ok(Store {
-            db: client.database(database),
-        })
+        Ok(Store { db: client.database(database) })
     }
 
-    pub async fn ping(&self) -> anyhow::Result<()> {
+    pub async fn ping(&self) -> Result<()> {
         self.db.run_command(doc! { "ping": 1 }).await?;
         Ok(())
     }
@@ -70,49 +72,27 @@ impl Store {
     }
 
     /// Idempotent; run by every role at start.
-    pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
-        let unique = |keys: Document| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().unique(true).build())
-                .build()
-        };
+    pub async fn ensure_indexes(&self) -> Result<()> {
+        let unique = |keys: Document| IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build();
         let plain = |keys: Document| IndexModel::builder().keys(keys).build();
         let petitions = self.db.collection::<Document>(PETITIONS);
         petitions
             .create_index(unique(doc! { "source.channel": 1, "source.message_id": 1 }))
-            .await
-            .context("creating the petitions dedup index")?;
-        // The citizen's latest petition, for WeChat attachments.
-        petitions
-            .create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 }))
             .await?;
+        // The citizen's latest petition, for WeChat attachments.
+        petitions.create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 })).await?;
         petitions.create_index(plain(doc! { "clock.next_at": 1 })).await?;
         // Sparse: only petitions with pending publications are indexed.
         petitions
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "outbox.id": 1 })
-                    .options(IndexOptions::builder().sparse(true).build())
-                    .build(),
-            )
+            .create_index(IndexModel::builder().keys(doc! { "outbox.id": 1 }).options(IndexOptions::builder().sparse(true).build()).build())
             .await?;
-        self.db
-            .collection::<Document>(EVENTS)
-            .create_index(plain(doc! { "petition_id": 1, "at": 1 }))
-            .await?;
+        self.db.collection::<Document>(EVENTS).create_index(plain(doc! { "petition_id": 1, "at": 1 })).await?;
         self.db
             .collection::<Document>(HELD_ATTACHMENTS)
             .create_index(plain(doc! { "channel": 1, "citizen_id": 1, "status": 1, "at": 1 }))
             .await?;
-        self.db
-            .collection::<Document>(HELD_ATTACHMENTS)
-            .create_index(plain(doc! { "petition_id": 1 }))
-            .await?;
-        self.db
-            .collection::<Document>(REJECTIONS)
-            .create_index(plain(doc! { "received_at": -1 }))
-            .await?;
+        self.db.collection::<Document>(HELD_ATTACHMENTS).create_index(plain(doc! { "petition_id": 1 })).await?;
+        self.db.collection::<Document>(REJECTIONS).create_index(plain(doc! { "received_at": -1 })).await?;
         Ok(())
     }
 
@@ -127,10 +107,7 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
         ErrorKind::Command(e) => e.code == 11000,
-        ErrorKind::InsertMany(e) => e
-            .write_errors
-            .as_ref()
-            .is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
+        ErrorKind::InsertMany(e) => e.write_errors.as_ref().is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
         _ => false,
     }
 }

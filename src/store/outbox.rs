@@ -17,24 +17,15 @@ pub enum OutboxMessage {
 
 impl OutboxMessage {
     pub fn event(event: Event) -> Self {
-        OutboxMessage::Event {
-            id: event.event_id.clone(),
-            event,
-        }
+        OutboxMessage::Event { id: event.event_id.clone(), event }
     }
 
     pub fn outbound(message: Outbound, sequence: u32) -> Self {
-        OutboxMessage::Outbound {
-            id: message.message_id(sequence),
-            message,
-        }
+        OutboxMessage::Outbound { id: message.message_id(sequence), message }
     }
 
     pub fn dispatch(assignment: Assignment) -> Self {
-        OutboxMessage::Dispatch {
-            id: assignment.message_id(),
-            assignment,
-        }
+        OutboxMessage::Dispatch { id: assignment.message_id(), assignment }
     }
 
     pub fn id(&self) -> &str {
@@ -49,12 +40,8 @@ impl OutboxMessage {
     pub fn to_outgoing(&self) -> Outgoing {
         let (exchange, key, body) = match self {
             OutboxMessage::Event { event, .. } => (Exchange::Events, event.kind.routing_key(), to_json(event)),
-            OutboxMessage::Outbound { message, .. } => {
-                (Exchange::Outbound, message.channel.as_str().to_owned(), to_json(message))
-            }
-            OutboxMessage::Dispatch { assignment, .. } => {
-                (Exchange::Dispatch, assignment.routing_key(), to_json(assignment))
-            }
+            OutboxMessage::Outbound { message, .. } => (Exchange::Outbound, message.channel.as_str().to_owned(), to_json(message)),
+            OutboxMessage::Dispatch { assignment, .. } => (Exchange::Dispatch, assignment.routing_key(), to_json(assignment)),
             OutboxMessage::Escalation { notice, .. } => (Exchange::Escalations, notice.routing_key(), to_json(notice)),
         };
         Outgoing::json(exchange, key, body, self.id())

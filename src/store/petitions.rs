@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use mongodb::bson::{self, doc};
 
 use super::records::AttachmentRecord;
-use super::{PETITIONS, PetitionRecord, Store, is_duplicate_key};
+use super::{PETITIONS, PetitionRecord, Result, Store, is_duplicate_key};
 use crate::domain::{AttachmentKind, Channel, PetitionId};
 
 pub enum Inserted {
@@ -18,18 +18,15 @@ impl Store {
         self.collection(PETITIONS)
     }
 
-    pub async fn petition(&self, id: &PetitionId) -> anyhow::Result<Option<PetitionRecord>> {
+    pub async fn petition(&self, id: &PetitionId) -> Result<Option<PetitionRecord>> {
         Ok(self.petitions().find_one(doc! { "_id": id.as_str() }).await?)
     }
 
-    pub async fn petition_by_source(&self, channel: Channel, message_id: &str) -> anyhow::Result<Option<PetitionRecord>> {
-        Ok(self
-            .petitions()
-            .find_one(doc! { "source.channel": channel.as_str(), "source.message_id": message_id })
-            .await?)
+    pub async fn petition_by_source(&self, channel: Channel, message_id: &str) -> Result<Option<PetitionRecord>> {
+        Ok(self.petitions().find_one(doc! { "source.channel": channel.as_str(), "source.message_id": message_id }).await?)
     }
 
-    pub async fn insert_petition(&self, record: &PetitionRecord) -> anyhow::Result<Inserted> {
+    pub async fn insert_petition(&self, record: &PetitionRecord) -> Result<Inserted> {
         match self.petitions().insert_one(record).await {
             Ok(_) => Ok(Inserted::New),
             Err(e) if is_duplicate_key(&e) => Ok(Inserted::Duplicate),
@@ -45,7 +42,7 @@ impl Store {
         citizen_id: &str,
         at: DateTime<Utc>,
         window: Duration,
-    ) -> anyhow::Result<Option<PetitionId>> {
+    ) -> Result<Option<PetitionId>> {
         let from: bson::DateTime = (at - window).into();
         let to: bson::DateTime = (at + window).into();
         let found = self
@@ -64,7 +61,7 @@ impl Store {
     /// Adds the attachment once (keyed by its message id); a location also
     /// becomes the petition's point if it has none yet. The point is set
     /// first, so whoever sees the attachment also sees the point.
-    pub async fn attach(&self, id: &PetitionId, attachment: &AttachmentRecord) -> anyhow::Result<()> {
+    pub async fn attach(&self, id: &PetitionId, attachment: &AttachmentRecord) -> Result<()> {
         let petitions = self.collection::<bson::Document>(PETITIONS);
         let not_yet = doc! { "_id": id.as_str(), "attachments.message_id": { "$ne": &attachment.message_id } };
         if attachment.kind == AttachmentKind::Location
@@ -94,7 +91,7 @@ impl Store {
 
     /// Drops published messages from the petitions' outboxes. Outbox ids
     /// name their petition, so one id list serves them all.
-    pub async fn clear_outboxes(&self, ids: &[&PetitionId], message_ids: &[&str]) -> anyhow::Result<()> {
+    pub async fn clear_outboxes(&self, ids: &[&PetitionId], message_ids: &[&str]) -> Result<()> {
         let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
         let pull = doc! { "$pull": { "outbox": { "id": { "$in": message_ids } } } };
         let petitions = self.collection::<bson::Document>(PETITIONS);
@@ -107,7 +104,7 @@ impl Store {
 
     /// Petitions whose outbox still holds messages and that have not
     /// changed since `before`, oldest first.
-    pub async fn stale_outboxes(&self, before: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<PetitionRecord>> {
+    pub async fn stale_outboxes(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<PetitionRecord>> {
         use futures::TryStreamExt;
         let before: bson::DateTime = before.into();
         let cursor = self

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::OutboxMessage;
 use crate::domain::{
-    Attachment, AttachmentKind, Category, Citizen, Classification, GeoJsonPoint, LocationRecord, NewPetition,
-    PetitionId, Rating, ReceiptTimeNote, RoutingHints, Source, Status,
+    Closure, UnitPath,
+    Attachment, AttachmentKind, Category, Citizen, Classification, GeoJsonPoint, LocationRecord, NewPetition, PetitionId, Rating,
+    ReceiptTimeNote, RoutingHints, Source, Status,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +59,7 @@ pub struct CommandEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
     pub text: String,
-    pub unit: String,
+    pub unit: UnitPath,
     pub at: DateTime,
 }
 
@@ -108,8 +109,8 @@ pub struct PetitionRecord {
     pub images: Vec<String>,
     #[serde(default)]
     pub attachments: Vec<AttachmentRecord>,
-    pub grid: Option<String>,
-    pub unit: Option<String>,
+    pub grid: Option<UnitPath>,
+    pub unit: Option<UnitPath>,
     pub status: Status,
     pub deadlines: Option<DeadlinesRecord>,
     pub escalation_level: i32,
@@ -151,9 +152,11 @@ pub struct PetitionRecord {
     /// 退单 count.
     #[serde(default)]
     pub refusals: u32,
-    /// `rated` or `no_rating`, once closed.
     #[serde(default)]
-    pub closure: Option<String>,
+    pub closure: Option<Closure>,
+    /// Every missed deadline, against the unit that missed it.
+    #[serde(default)]
+    pub breaches: Vec<super::BreachRecord>,
     #[serde(default)]
     pub kpi: Kpi,
     /// Messages this petition's last change still has to publish; written in
@@ -174,10 +177,7 @@ impl PetitionRecord {
             classification: p.classification,
             urgent: p.urgent,
             time_limit_days: p.time_limit_days,
-            location: LocationRecord {
-                point: p.point.map(Into::into),
-                address: p.address,
-            },
+            location: LocationRecord { point: p.point.map(Into::into), address: p.address },
             hints: p.hints,
             images: p.images,
             attachments: Vec::new(),
@@ -203,6 +203,7 @@ impl PetitionRecord {
             escalations: 0,
             refusals: 0,
             closure: None,
+            breaches: Vec::new(),
             kpi: Kpi::default(),
             outbox: Vec::new(),
         }

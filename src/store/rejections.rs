@@ -4,7 +4,7 @@
 use mongodb::bson::{self, Binary, Bson, doc, spec::BinarySubtype};
 use sha2::{Digest, Sha256};
 
-use super::{REJECTIONS, Store};
+use super::{REJECTIONS, Result, Store};
 use crate::intake::Rejection;
 
 /// MongoDB documents stop at 16 MiB; a larger body keeps its first bytes.
@@ -20,7 +20,7 @@ pub struct RejectionRecord<'a> {
 
 impl Store {
     /// Idempotent: the same body redelivered on the same key is one record.
-    pub async fn record_rejection(&self, r: &RejectionRecord<'_>) -> anyhow::Result<()> {
+    pub async fn record_rejection(&self, r: &RejectionRecord<'_>) -> Result<()> {
         let mut hash = Sha256::new();
         hash.update(r.channel.as_bytes());
         hash.update([0]);
@@ -34,15 +34,9 @@ impl Store {
         // Text stays readable in the shell; anything else is kept as bytes.
         let raw = match std::str::from_utf8(kept) {
             Ok(text) => Bson::String(text.to_owned()),
-            Err(_) => Bson::Binary(Binary {
-                subtype: BinarySubtype::Generic,
-                bytes: kept.to_vec(),
-            }),
+            Err(_) => Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: kept.to_vec() }),
         };
-        let message_id = r
-            .message_id
-            .map(str::to_owned)
-            .or_else(|| r.rejection.payload_id.clone());
+        let message_id = r.message_id.map(str::to_owned).or_else(|| r.rejection.payload_id.clone());
         let record = doc! {
             "_id": &id,
             "channel": r.channel,
@@ -54,10 +48,7 @@ impl Store {
             "raw_bytes": r.raw.len() as i64,
             "raw_truncated": truncated,
         };
-        self.collection::<bson::Document>(REJECTIONS)
-            .update_one(doc! { "_id": &id }, doc! { "$setOnInsert": record })
-            .upsert(true)
-            .await?;
+        self.collection::<bson::Document>(REJECTIONS).update_one(doc! { "_id": &id }, doc! { "$setOnInsert": record }).upsert(true).await?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 
-use super::{PETITIONS, Store};
+use super::{PETITIONS, Result, Store};
 use crate::report::{Counts, GroupBy};
 
 /// 1 when `expr` holds, else 0: summed per group.
@@ -17,7 +17,7 @@ fn eq(field: &str, value: impl Into<Bson>) -> Document {
 
 impl Store {
     /// Petitions received in `[from, to)`, grouped by `by` (one total row without).
-    pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>) -> anyhow::Result<Vec<Counts>> {
+    pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>) -> Result<Vec<Counts>> {
         let key = by.map_or(Bson::Null, |b| Bson::String(b.field().to_owned()));
         let pipeline = vec![
             doc! { "$match": { "received_at": { "$gte": from, "$lt": to } } },
@@ -37,9 +37,7 @@ impl Store {
             doc! { "$sort": { "_id": 1 } },
         ];
         let docs: Vec<Document> = self.collection::<Document>(PETITIONS).aggregate(pipeline).await?.try_collect().await?;
-        docs.into_iter()
-            .map(|d| Ok(mongodb::bson::from_document(normalize_numbers(d))?))
-            .collect()
+        docs.into_iter().map(|d| Ok(mongodb::bson::from_document(normalize_numbers(d))?)).collect()
     }
 }
 

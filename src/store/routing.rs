@@ -1,74 +1,42 @@
 //! The route role's writes: the routing decision, and the registry.
 
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::options::{ReplaceOneModel, WriteModel};
 use sha2::{Digest, Sha256};
 
-use super::{OutboxMessage, PETITIONS, Store};
-use crate::domain::{Category, Deadlines, Status, UnitPath};
+use super::{Area, Store};
+use crate::domain::UnitPath;
 use crate::routing::Registry;
 
 pub const REGISTRY: &str = "registry";
 pub const UNITS: &str = "units";
 
-/// What routing sets on a petition, in one conditional update.
-pub struct Routed<'a> {
-    pub grid: Option<&'a UnitPath>,
-    pub unit: &'a UnitPath,
-    pub category: Option<Category>,
-    pub status: Status,
-    pub deadlines: Deadlines,
-    /// How it was placed and classified, for the audit and triage operators.
-    pub routing: Document,
-    pub clock: super::ClockRecord,
-    pub outbox: Vec<OutboxMessage>,
-}
-
 /// The street and community a petition belongs to, for the KPI report:
 /// where it is, not who holds it now (escalations move the unit).
-fn area(place: &UnitPath) -> Document {
+pub fn area(place: &UnitPath) -> Area {
     use crate::domain::Level;
-    doc! {
-        "street": place.at_level(Level::Street).map(|u| u.as_str().to_owned()),
-        "community": place.at_level(Level::Community).map(|u| u.as_str().to_owned()),
+    Area {
+        street: place.at_level(Level::Street).map(|u| u.as_str().to_owned()),
+        community: place.at_level(Level::Community).map(|u| u.as_str().to_owned()),
     }
-}
-
-/// The conditional update that applies a routing decision: only if the
-/// petition is still `received` at `version`.
-pub fn route_write(id: &str, version: i64, r: &Routed<'_>) -> anyhow::Result<(Document, Document)> {
-    let outbox = r.outbox.iter().map(bson::to_bson).collect::<Result<Vec<_>, _>>()?;
-    let update = doc! {
-        "$set": {
-            "grid": r.grid.map(|g| g.as_str()),
-            "unit": r.unit.as_str(),
-            "category": bson::to_bson(&r.category)?,
-            "status": bson::to_bson(&r.status)?,
-            "deadlines": {
-                "respond_by": bson::DateTime::from(r.deadlines.respond_by),
-                "resolve_by": bson::DateTime::from(r.deadlines.resolve_by),
-            },
-            "routing": r.routing.clone(),
-            "area": area(r.grid.unwrap_or(r.unit)),
-            "clock": bson::to_bson(&r.clock)?,
-            "updated_at": bson::DateTime::now(),
-        },
-        "$inc": { "version": 1, "dispatch_attempts": 1 },
-        "$push": { "outbox": { "$each": outbox } },
-    };
-    Ok((doc! { "_id": id, "version": version, "status": "received" }, update))
 }
 
 impl Store {
-    /// Applies the decision only if the petition is still `received` at
-    /// `version`; `false` means someone changed it first (re-read, decide again).
-    pub async fn route_petition(&self, id: &str, version: i64, r: Routed<'_>) -> anyhow::Result<bool> {
-        let (filter, update) = route_write(id, version, &r)?;
-        let result = self.collection::<Document>(PETITIONS).update_one(filter, update).await?;
-        Ok(result.modified_count == 1)
+    /// The registry every role works with: as last loaded, or the bundled
+    /// one, stored on first start so `units` is there for handler apps.
+    pub async fn registry(&self) -> anyhow::Result<Registry> {
+        Ok(match self.registry_source().await? {
+            Some(source) => Registry::from_json(&source)?,
+            None => {
+                let bundled = Registry::bundled();
+                self.load_registry(crate::routing::BUNDLED_REGISTRY, &bundled).await?;
+                bundled
+            }
+        })
     }
 
-    /// The registry routing uses, as last loaded.
-    pub async fn registry_source(&self) -> anyhow::Result<Option<String>> {
+    /// The registry's source document, as last loaded.
+    pub async fn registry_source(&self) -> super::Result<Option<String>> {
         let current = self.collection::<Document>(REGISTRY).find_one(doc! { "_id": "current" }).await?;
         Ok(current.and_then(|d| d.get_str("source").ok().map(str::to_owned)))
     }
@@ -84,6 +52,8 @@ impl Store {
         }
         // `units` is a read model for handler apps; routing reads `registry`,
         // which is switched last, so a reader never routes on half a load.
+        // Units are upserted, then the ones no longer listed removed: roles
+        // starting side by side may load at once, and `units` is never empty.
         let docs = registry
             .units()
             .map(|unit| {
@@ -95,8 +65,19 @@ impl Store {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let units = self.collection::<Document>(UNITS);
-        units.delete_many(doc! {}).await?;
-        units.insert_many(docs).await?;
+        let namespace = units.namespace();
+        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let upserts: Vec<WriteModel> = docs
+            .into_iter()
+            .map(|doc| {
+                let filter = doc! { "_id": doc.get("_id").cloned().unwrap_or(Bson::Null) };
+                WriteModel::ReplaceOne(
+                    ReplaceOneModel::builder().namespace(namespace.clone()).filter(filter).replacement(doc).upsert(true).build(),
+                )
+            })
+            .collect();
+        self.db.client().bulk_write(upserts).ordered(false).await?;
+        units.delete_many(doc! { "_id": { "$nin": ids } }).await?;
         self.collection::<Document>(REGISTRY)
             .replace_one(
                 doc! { "_id": "current" },

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
+use crate::lifecycle::expire_rating;
 use crate::clock::deadlines::default_policy;
 use crate::domain::{Actor, PetitionId, RefuseReason};
 
@@ -17,11 +18,7 @@ fn grid() -> UnitPath {
 fn clocks() -> Clocks {
     let r = at(RECEIVED);
     let p = default_policy();
-    Clocks {
-        respond: Some(Window::new(r, p.respond_by(r))),
-        resolve: Some(Window::new(r, p.resolve_by(r, 2))),
-        rating_by: None,
-    }
+    Clocks { respond: Some(Window::new(r, p.respond_by(r))), resolve: Some(Window::new(r, p.resolve_by(r, 2))), rating_by: None }
 }
 
 fn state(status: Status, unit: &UnitPath) -> State<'_> {
@@ -41,7 +38,11 @@ fn cmd(role: ActorRole, unit: Option<&str>, action: Action) -> Command {
     Command {
         id: "c1".into(),
         petition_id: "20261123-000001".parse::<PetitionId>().unwrap(),
-        actor: Actor { id: if role == ActorRole::Citizen { "openid-1".into() } else { "staff-1".into() }, role, unit: unit.map(|u| u.parse().unwrap()) },
+        actor: Actor {
+            id: if role == ActorRole::Citizen { "openid-1".into() } else { "staff-1".into() },
+            role,
+            unit: unit.map(|u| u.parse().unwrap()),
+        },
         at: at(RECEIVED),
         action,
     }
@@ -61,12 +62,17 @@ fn with_env<T>(now: &str, f: impl FnOnce(&Env) -> T) -> T {
 #[test]
 fn accept_stops_the_response_clock_and_records_punctuality() {
     let g = grid();
-    let t = with_env("2026-11-23T10:00:00+08:00", |env| apply(&state(Status::Assigned, &g), &handler("shinan.badaxia.tuandao.g017", Action::Accept), env)).unwrap();
+    let t = with_env("2026-11-23T10:00:00+08:00", |env| {
+        apply(&state(Status::Assigned, &g), &handler("shinan.badaxia.tuandao.g017", Action::Accept), env)
+    })
+    .unwrap();
     assert_eq!((t.status, t.event), (Status::Accepted, EventType::Accepted));
     assert_eq!(t.clocks.respond, None);
     assert_eq!(t.clocks.resolve, clocks().resolve);
     assert_eq!(t.responded_on_time, Some(true));
-    let late = with_env("2026-11-23T13:30:00+08:00", |env| apply(&state(Status::Assigned, &g), &handler("shinan.badaxia", Action::Accept), env)).unwrap();
+    let late =
+        with_env("2026-11-23T13:30:00+08:00", |env| apply(&state(Status::Assigned, &g), &handler("shinan.badaxia", Action::Accept), env))
+            .unwrap();
     assert_eq!(late.responded_on_time, Some(false), "a supervising street may accept too");
 }
 
@@ -75,11 +81,17 @@ fn resolve_then_return_resumes_the_original_deadline() {
     let g = grid();
     let mut s = state(Status::Accepted, &g);
     s.clocks.respond = None;
-    let resolved = with_env("2026-11-24T10:00:00+08:00", |env| apply(&s, &handler("shinan.badaxia.tuandao.g017", Action::Resolve { result: "已修复".into() }), env)).unwrap();
+    let resolved = with_env("2026-11-24T10:00:00+08:00", |env| {
+        apply(&s, &handler("shinan.badaxia.tuandao.g017", Action::Resolve { result: "已修复".into() }), env)
+    })
+    .unwrap();
     assert_eq!((resolved.status, resolved.clocks.resolve, resolved.resolved_on_time), (Status::Resolved, None, Some(true)));
 
     let s = State { status: Status::Resolved, clocks: resolved.clocks, ..s };
-    let returned = with_env("2026-11-24T11:00:00+08:00", |env| apply(&s, &cmd(ActorRole::Reviewer, Some("shinan"), Action::Return { reason: "照片不清".into() }), env)).unwrap();
+    let returned = with_env("2026-11-24T11:00:00+08:00", |env| {
+        apply(&s, &cmd(ActorRole::Reviewer, Some("shinan"), Action::Return { reason: "照片不清".into() }), env)
+    })
+    .unwrap();
     assert_eq!(returned.status, Status::Accepted);
     assert_eq!(returned.clocks.resolve.unwrap().due, s.deadlines.resolve_by);
     assert_eq!(returned.deadlines, s.deadlines);
@@ -96,7 +108,7 @@ fn approval_starts_the_rating_clock_and_a_good_rating_closes() {
     let s = State { status: Status::Approved, clocks: approved.clocks, ..s };
     let rate = cmd(ActorRole::Citizen, None, Action::Rate { rating: Rating::BasicallySatisfied, comment: None });
     let closed = with_env("2026-11-25T08:00:00+08:00", |env| apply(&s, &rate, env)).unwrap();
-    assert_eq!((closed.status, closed.closure), (Status::Closed, Some(Closure::Rated(Rating::BasicallySatisfied))));
+    assert_eq!((closed.status, closed.closure, closed.rating), (Status::Closed, Some(Closure::Rated), Some(Rating::BasicallySatisfied)));
     assert_eq!((closed.event, closed.then), (EventType::Rated, Some(EventType::Closed)));
     assert_eq!(closed.clocks, Clocks::default());
 
@@ -112,14 +124,17 @@ fn unsatisfied_reopens_one_level_up_then_closes_the_second_time() {
     let reopened = with_env("2026-11-25T08:00:00+08:00", |env| apply(&s, &rate, env)).unwrap();
     assert_eq!((reopened.status, reopened.event, reopened.then), (Status::Reopened, EventType::Rated, Some(EventType::Reopened)));
     let h = reopened.handover.clone().unwrap();
-    assert_eq!((h.to.as_str(), h.reason, h.level_up, h.dispatch), ("shinan.badaxia.tuandao", Some(EscalationReason::Unsatisfied), true, true));
+    assert_eq!(
+        (h.to.as_str(), h.reason, h.level_up, h.dispatch),
+        ("shinan.badaxia.tuandao", Some(EscalationReason::Unsatisfied), true, true)
+    );
     assert_eq!(reopened.deadlines.respond_by, at("2026-11-25T12:00:00+08:00"));
     assert_eq!(reopened.deadlines.resolve_by, at("2026-11-27T17:30:00+08:00"), "a fresh 2-working-day window");
 
     let community = h.to;
     let s = State { unsatisfied: 1, ..state(Status::Approved, &community) };
     let closed = with_env("2026-11-28T08:00:00+08:00", |env| apply(&s, &rate, env)).unwrap();
-    assert_eq!((closed.status, closed.closure), (Status::Closed, Some(Closure::Rated(Rating::Unsatisfied))));
+    assert_eq!((closed.status, closed.closure, closed.rating), (Status::Closed, Some(Closure::Rated), Some(Rating::Unsatisfied)));
     assert!(closed.handover.is_none());
 }
 
@@ -148,7 +163,10 @@ fn refuse_returns_to_the_district_platform_and_transfer_redispatches() {
 #[test]
 fn escalate_climbs_one_level_keeping_the_resolution_deadline() {
     let g = grid();
-    let t = with_env("2026-11-23T10:00:00+08:00", |env| apply(&state(Status::Accepted, &g), &handler("shinan.badaxia.tuandao.g017", Action::Escalate { note: None }), env)).unwrap();
+    let t = with_env("2026-11-23T10:00:00+08:00", |env| {
+        apply(&state(Status::Accepted, &g), &handler("shinan.badaxia.tuandao.g017", Action::Escalate { note: None }), env)
+    })
+    .unwrap();
     let h = t.handover.unwrap();
     assert_eq!((h.to.as_str(), h.reason, h.level_up), ("shinan.badaxia.tuandao", Some(EscalationReason::HandlerRequest), true));
     assert_eq!(t.status, Status::Assigned);
@@ -156,7 +174,10 @@ fn escalate_climbs_one_level_keeping_the_resolution_deadline() {
     assert_eq!(t.deadlines.respond_by, at("2026-11-23T14:00:00+08:00"));
 
     let district: UnitPath = "shinan".parse().unwrap();
-    let err = with_env("2026-11-23T10:00:00+08:00", |env| apply(&state(Status::Accepted, &district), &handler("shinan", Action::Escalate { note: None }), env)).unwrap_err();
+    let err = with_env("2026-11-23T10:00:00+08:00", |env| {
+        apply(&state(Status::Accepted, &district), &handler("shinan", Action::Escalate { note: None }), env)
+    })
+    .unwrap_err();
     assert_eq!(err, Refusal::AtTop);
 }
 
@@ -169,12 +190,20 @@ fn wrong_actors_and_illegal_steps_are_refused() {
         (state(Status::Assigned, &g), cmd(ActorRole::Handler, None, Action::Accept), Refusal::WrongUnit),
         (state(Status::Assigned, &g), cmd(ActorRole::Citizen, None, Action::Accept), Refusal::Forbidden),
         (state(Status::Resolved, &g), handler("shinan", Action::Approve), Refusal::Forbidden),
-        (state(Status::Assigned, &g), cmd(ActorRole::Reviewer, None, Action::Transfer { unit: "shinan".parse().unwrap() }), Refusal::Forbidden),
+        (
+            state(Status::Assigned, &g),
+            cmd(ActorRole::Reviewer, None, Action::Transfer { unit: "shinan".parse().unwrap() }),
+            Refusal::Forbidden,
+        ),
         (state(Status::Assigned, &g), handler("shinan.badaxia", Action::Resolve { result: "x".into() }), Refusal::IllegalTransition),
         (state(Status::Accepted, &g), handler("shinan.badaxia", Action::Accept), Refusal::IllegalTransition),
         (state(Status::Closed, &g), handler("shinan.badaxia", Action::Progress { note: "x".into() }), Refusal::IllegalTransition),
         (state(Status::Accepted, &g), cmd(ActorRole::Reviewer, None, Action::Approve), Refusal::IllegalTransition),
-        (state(Status::Resolved, &g), cmd(ActorRole::Citizen, None, Action::Rate { rating: Rating::Satisfied, comment: None }), Refusal::IllegalTransition),
+        (
+            state(Status::Resolved, &g),
+            cmd(ActorRole::Citizen, None, Action::Rate { rating: Rating::Satisfied, comment: None }),
+            Refusal::IllegalTransition,
+        ),
     ];
     for (s, c, expected) in cases {
         let got = with_env("2026-11-23T10:00:00+08:00", |env| apply(&s, &c, env));

@@ -1,5 +1,6 @@
 use clap::Parser;
-use nuannan::{cli, config::Settings, telemetry};
+use nuannan::{config::Settings, telemetry};
+use nuannan_workers::cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

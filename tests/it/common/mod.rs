@@ -2,7 +2,6 @@
 //! `NUANNAN_TEST_MONGODB_URI` point at running servers; without them the
 //! servers are started once per test binary with testcontainers. Every
 //! test gets its own namespace and database.
-#![allow(dead_code)]
 
 pub mod commands;
 pub mod schemas;
@@ -15,13 +14,16 @@ use mongodb::bson::{Document, doc};
 use nuannan::bus::{self, Exchange, Outgoing, Publisher};
 use nuannan::config::Settings;
 use nuannan::store::Store;
-use nuannan::workers::{self, Role};
+use nuannan_workers::{self as workers, Role};
 use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, runners::AsyncRunner};
 use testcontainers_modules::{mongo::Mongo, rabbitmq::RabbitMq};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub use tap::Tap;
+
+/// The repository's top level (this test binary belongs to `workers/`).
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 struct Servers {
     amqp_url: String,
@@ -35,11 +37,7 @@ async fn servers() -> &'static Servers {
     SERVERS
         .get_or_init(|| async {
             match (std::env::var("NUANNAN_TEST_AMQP_URL"), std::env::var("NUANNAN_TEST_MONGODB_URI")) {
-                (Ok(amqp_url), Ok(mongodb_uri)) => Servers {
-                    amqp_url,
-                    mongodb_uri,
-                    _containers: None,
-                },
+                (Ok(amqp_url), Ok(mongodb_uri)) => Servers { amqp_url, mongodb_uri, _containers: None },
                 _ => start_containers().await,
             }
         })
@@ -52,26 +50,13 @@ async fn start_containers() -> Servers {
         .start()
         .await
         .expect("starting RabbitMQ (set NUANNAN_TEST_AMQP_URL to use a running one)");
-    let mongo = Mongo::repl_set()
-        .with_tag("7.0")
-        .start()
-        .await
-        .expect("starting MongoDB (set NUANNAN_TEST_MONGODB_URI to use a running one)");
-    let amqp_url = format!(
-        "amqp://guest:guest@{}:{}/%2f",
-        rabbit.get_host().await.unwrap(),
-        rabbit.get_host_port_ipv4(5672).await.unwrap()
-    );
-    let mongodb_uri = format!(
-        "mongodb://{}:{}/?directConnection=true",
-        mongo.get_host().await.unwrap(),
-        mongo.get_host_port_ipv4(27017).await.unwrap()
-    );
-    Servers {
-        amqp_url,
-        mongodb_uri,
-        _containers: Some((rabbit, mongo)),
-    }
+    let mongo =
+        Mongo::repl_set().with_tag("7.0").start().await.expect("starting MongoDB (set NUANNAN_TEST_MONGODB_URI to use a running one)");
+    let amqp_url =
+        format!("amqp://guest:guest@{}:{}/%2f", rabbit.get_host().await.unwrap(), rabbit.get_host_port_ipv4(5672).await.unwrap());
+    let mongodb_uri =
+        format!("mongodb://{}:{}/?directConnection=true", mongo.get_host().await.unwrap(), mongo.get_host_port_ipv4(27017).await.unwrap());
+    Servers { amqp_url, mongodb_uri, _containers: Some((rabbit, mongo)) }
 }
 
 /// Settings for a fresh namespace and database, as env vars would give them.
@@ -315,5 +300,5 @@ pub fn hotline_order(order_no: &str, content: &str) -> String {
 }
 
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/wechat/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!("{}/tests/fixtures/wechat/{name}", crate::common::ROOT)).unwrap()
 }

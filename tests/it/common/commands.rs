@@ -4,9 +4,9 @@
 
 use std::sync::Mutex;
 
+use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::BasicProperties;
 use serde_json::{Value, json};
 
 pub struct Commander {
@@ -21,7 +21,11 @@ impl Commander {
         let channel = conn.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let reply_queue = channel
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap()
             .name()
@@ -46,7 +50,13 @@ impl Commander {
             .with_reply_to(self.reply_queue.as_str().into())
             .with_correlation_id(correlation_id.as_str().into());
         self.channel
-            .basic_publish(self.exchange.as_str().into(), routing_key.into(), BasicPublishOptions { mandatory: true, ..Default::default() }, &body, props)
+            .basic_publish(
+                self.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &body,
+                props,
+            )
             .await
             .unwrap()
             .await

@@ -1,16 +1,14 @@
 //! What operators rely on: poison messages set aside with their error while
 //! traffic flows, /healthz and /metrics, and a prompt, clean SIGTERM.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TestApp, app_petition, settings_env, test_settings, wait_for};
+use crate::common::{TestApp, app_petition, settings_env, test_settings, wait_for};
 use lapin::options::BasicGetOptions;
 use lapin::types::AMQPValue;
 use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Outgoing};
-use nuannan::workers::Role;
+use nuannan_workers::Role;
 
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -34,7 +32,8 @@ async fn a_poison_message_is_dead_lettered_with_its_error_while_traffic_flows() 
     let mut app = TestApp::with_settings(settings).await;
     app.start_workers(&[Role::Normalize, Role::Route]);
     // An event for a petition that does not exist: routing fails every time.
-    let poison = br#"{"event_id":"20261128-999999/v1","petition_id":"20261128-999999","type":"received","at":"2026-11-28T01:00:00Z","data":{}}"#;
+    let poison =
+        br#"{"event_id":"20261128-999999/v1","petition_id":"20261128-999999","type":"received","at":"2026-11-28T01:00:00Z","data":{}}"#;
     app.publisher.publish(&Outgoing::json(Exchange::Events, "petition.received", poison.to_vec(), "poison-1")).await.unwrap();
     for i in 0..20 {
         app.publish_intake("app", app_petition(&format!("healthy-{i}"), "路灯不亮"), None).await;

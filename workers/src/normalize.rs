@@ -9,23 +9,21 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::batch::Batcher;
+use super::batch::{Batcher, bulk_or_single};
 use super::outbox;
-use crate::bus::{Handler, Outcome, Publisher};
-use crate::config::Settings;
-use crate::domain::{
-    Channel, Event, EventType, NewPetition, PetitionId, Outbound, OutboundKind, ReceiptClock, Recipient, receipt_text,
-};
-use crate::intake::{self, HeldAttachment, Intake, IntakePolicy};
-use crate::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store, share_error};
-use crate::telemetry::mask_id;
+use nuannan::bus::{Failure, Handler, Outcome, Publisher};
+use nuannan::config::Settings;
+use nuannan::domain::{Channel, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, ReceiptClock, Recipient, receipt_text};
+use nuannan::intake::{self, HeldAttachment, Intake, IntakePolicy};
+use nuannan::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store};
+use nuannan::telemetry::mask_id;
 
 /// New petitions are registered in batches across in-flight deliveries.
 const BATCH: usize = 100;
 
 pub struct Normalizer {
     inner: Arc<Inner>,
-    batch: Batcher<(NewPetition, DateTime<Utc>), anyhow::Result<()>>,
+    batch: Batcher<(NewPetition, DateTime<Utc>), Result<(), Failure>>,
 }
 
 struct Inner {
@@ -38,10 +36,7 @@ struct Inner {
 
 impl Handler for Normalizer {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        match self.process(delivery).await {
-            Ok(()) => Outcome::Ack,
-            Err(e) => Outcome::Retry(e),
-        }
+        self.process(delivery).await.into()
     }
 }
 
@@ -56,11 +51,11 @@ impl Normalizer {
         Normalizer { inner, batch }
     }
 
-    async fn process(&self, delivery: &Delivery) -> anyhow::Result<()> {
+    async fn process(&self, delivery: &Delivery) -> Result<(), Failure> {
         let key = delivery.routing_key.as_str();
         let now = now_millis();
         match intake::parse(key, &delivery.data, now, &self.inner.policy) {
-            Ok(Intake::Petition(p)) => self.batch.submit((p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down"))),
+            Ok(Intake::Petition(p)) => self.batch.submit((p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down").into())),
             Ok(Intake::Attachment(a)) => self.inner.attachment(&a).await,
             Ok(Intake::ChannelEvent(e)) => {
                 self.inner.store.record_channel_event(&e).await?;
@@ -90,43 +85,23 @@ impl Inner {
     }
 
     /// Records what cannot become a petition; never retried.
-    async fn reject(&self, delivery: &Delivery, rejection: &intake::Rejection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn reject(&self, delivery: &Delivery, rejection: &intake::Rejection, now: DateTime<Utc>) -> Result<(), Failure> {
         let key = delivery.routing_key.as_str();
         let message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str());
         self.store
-            .record_rejection(&RejectionRecord {
-                channel: key,
-                message_id,
-                received_at: now,
-                rejection,
-                raw: &delivery.data,
-            })
+            .record_rejection(&RejectionRecord { channel: key, message_id, received_at: now, rejection, raw: &delivery.data })
             .await?;
         tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = rejection.detail, "intake rejected");
         Ok(())
     }
 
-    async fn register_batch(&self, items: Vec<(NewPetition, DateTime<Utc>)>) -> Vec<anyhow::Result<()>> {
-        if items.len() == 1 {
-            let (p, now) = items.into_iter().next().expect("one item");
-            return vec![self.petition(p, now).await];
-        }
-        match self.try_register_batch(&items).await {
-            Ok(slow) => {
-                // The few that need the one-by-one path: redeliveries and dedup races.
-                let mut results = Vec::with_capacity(items.len());
-                for ((p, now), slow) in items.into_iter().zip(slow) {
-                    results.push(if slow { self.petition(p, now).await } else { Ok(()) });
-                }
-                results
-            }
-            Err(e) => items.iter().map(|_| Err(share_error(&e))).collect(),
-        }
+    async fn register_batch(&self, items: Vec<(NewPetition, DateTime<Utc>)>) -> Vec<Result<(), Failure>> {
+        bulk_or_single(&items, |items| self.try_register_batch(items), |(p, now)| self.petition(p.clone(), *now)).await
     }
 
     /// Registers the batch's new petitions with bulk operations; returns,
     /// per item, whether it still needs the one-by-one path.
-    async fn try_register_batch(&self, items: &[(NewPetition, DateTime<Utc>)]) -> anyhow::Result<Vec<bool>> {
+    async fn try_register_batch(&self, items: &[(NewPetition, DateTime<Utc>)]) -> Result<Vec<bool>, Failure> {
         // Redeliveries are not looked up first: their insert fails on the
         // dedup index and they take the one-by-one path (their number is skipped).
         let mut seen = HashSet::new();
@@ -169,7 +144,7 @@ impl Inner {
         Ok(slow)
     }
 
-    async fn petition(&self, p: NewPetition, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn petition(&self, p: NewPetition, now: DateTime<Utc>) -> Result<(), Failure> {
         if let Some(existing) = self.store.petition_by_source(p.source.channel, &p.source.message_id).await? {
             return self.finish(&existing).await;
         }
@@ -177,13 +152,13 @@ impl Inner {
         let id = self.store.next_petition_id(day).await?;
         let mut record = PetitionRecord::new(id, p, now);
         record.outbox = self.announcements(&record, now);
-        if let crate::store::Inserted::Duplicate = self.store.insert_petition(&record).await? {
+        if let nuannan::store::Inserted::Duplicate = self.store.insert_petition(&record).await? {
             let source = &record.source;
             record = self
                 .store
                 .petition_by_source(source.channel, &source.message_id)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("duplicate petition vanished"))?;
+                .ok_or_else(|| Failure::error(anyhow::anyhow!("duplicate petition vanished")))?;
         }
         self.finish(&record).await
     }
@@ -213,7 +188,7 @@ impl Inner {
     }
 
     /// Everything after the insert, safe to repeat on every redelivery.
-    async fn finish(&self, record: &PetitionRecord) -> anyhow::Result<()> {
+    async fn finish(&self, record: &PetitionRecord) -> Result<(), Failure> {
         if record.source.channel == Channel::Wechat {
             self.attach_held(record).await?;
         }
@@ -231,26 +206,20 @@ impl Inner {
     }
 
     /// Claims the citizen's held WeChat attachments and attaches them.
-    async fn attach_held(&self, record: &PetitionRecord) -> anyhow::Result<()> {
+    async fn attach_held(&self, record: &PetitionRecord) -> Result<(), Failure> {
         let at = record.received_at.to_chrono();
-        self.store
-            .claim_held_near(Channel::Wechat, &record.citizen.id, at, self.attach_window, &record.id)
-            .await?;
+        self.store.claim_held_near(Channel::Wechat, &record.citizen.id, at, self.attach_window, &record.id).await?;
         for held in self.store.held_for(&record.id).await? {
             self.store.attach(&record.id, &held.attachment).await?;
         }
         Ok(())
     }
 
-    async fn attachment(&self, a: &HeldAttachment) -> anyhow::Result<()> {
+    async fn attachment(&self, a: &HeldAttachment) -> Result<(), Failure> {
         let held = self.store.hold_attachment(a).await?;
         let target = match held.petition_id.clone() {
             Some(id) => Some(id),
-            None => match self
-                .store
-                .latest_petition_near(a.channel, &a.citizen_id, a.at, self.attach_window)
-                .await?
-            {
+            None => match self.store.latest_petition_near(a.channel, &a.citizen_id, a.at, self.attach_window).await? {
                 Some(id) if self.store.claim_held(&held.id, &id).await? => Some(id),
                 // Claimed concurrently by a petition that just arrived: attach there.
                 Some(_) => self.store.hold_attachment(a).await?.petition_id,

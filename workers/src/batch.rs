@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use nuannan::bus::Failure;
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Batcher<I, O> {
@@ -51,5 +52,31 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let (reply, answer) = oneshot::channel();
         self.tx.send((item, reply)).ok()?;
         answer.await.ok()
+    }
+}
+
+/// A batch done with bulk operations where it can and item by item where it
+/// must: `bulk` answers, per item, whether it still needs `single`
+/// (redeliveries, races, repeats within the batch). A batch of one goes
+/// straight to `single`; a bulk failure answers every item with it.
+pub async fn bulk_or_single<'a, I, B, FB, S, FS>(items: &'a [I], bulk: B, single: S) -> Vec<Result<(), Failure>>
+where
+    B: FnOnce(&'a [I]) -> FB,
+    FB: Future<Output = Result<Vec<bool>, Failure>>,
+    S: Fn(&'a I) -> FS,
+    FS: Future<Output = Result<(), Failure>>,
+{
+    if let [one] = items {
+        return vec![single(one).await];
+    }
+    match bulk(items).await {
+        Ok(slow) => {
+            let mut results = Vec::with_capacity(items.len());
+            for (item, slow) in items.iter().zip(slow) {
+                results.push(if slow { single(item).await } else { Ok(()) });
+            }
+            results
+        }
+        Err(failure) => items.iter().map(|_| Err(failure.clone())).collect(),
     }
 }

@@ -1,6 +1,8 @@
-//! The worker roles. Each is a thin handler — decode, call pure logic, write,
-//! publish — driven by the shared consume loop in [`crate::bus`]; this module
+//! The worker roles and the `nuannan` command line. Each role is a thin handler — decode, call pure logic, write,
+//! publish — driven by the shared consume loop in [`nuannan::bus`]; this module
 //! supervises them: connect, declare, consume, reconnect with backoff.
+
+pub mod cli;
 
 mod batch;
 mod deadline;
@@ -9,7 +11,6 @@ mod normalize;
 mod notify;
 mod outbox;
 mod route;
-mod transition;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -17,11 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{self, Publisher, Topology, WorkQueue};
-use crate::config::Settings;
-use crate::store::Store;
+use nuannan::bus::{self, Publisher, WorkQueue};
+use nuannan::config::Settings;
+use nuannan::store::Store;
 
 pub use deadline::DeadlineWorker;
+pub use nuannan::bus::{declare_topology, topology};
 pub use lifecycle::LifecycleWorker;
 pub use normalize::Normalizer;
 pub use notify::NotifyWorker;
@@ -54,50 +56,18 @@ impl FromStr for Role {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .with_context(|| format!("unknown role `{s}`"))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).with_context(|| format!("unknown role `{s}`"))
     }
-}
-
-/// The assignment of `petition` to `unit`: its next dispatch attempt.
-fn assignment(
-    petition: &crate::store::PetitionRecord,
-    unit: &crate::domain::UnitPath,
-    deadlines: crate::domain::Deadlines,
-    handler: Option<crate::domain::Person>,
-) -> crate::domain::Assignment {
-    crate::domain::Assignment {
-        petition_id: petition.id.clone(),
-        unit: unit.clone(),
-        level: unit.level(),
-        category: petition.category,
-        content: petition.content.clone(),
-        location: petition.location.clone(),
-        deadlines,
-        handler,
-        attempt: petition.dispatch_attempts + 1,
-    }
-}
-
-/// The registry as last loaded into MongoDB (the route role seeds it with
-/// the bundled one on first start).
-async fn registry(store: &Store) -> anyhow::Result<crate::routing::Registry> {
-    Ok(match store.registry_source().await? {
-        Some(source) => crate::routing::Registry::from_json(&source)?,
-        None => crate::routing::Registry::bundled(),
-    })
 }
 
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
-    let health = crate::ops::health();
+    let health = nuannan::ops::health();
     health.expect_roles(roles.len());
     tokio::spawn(health.probe_store(store.clone(), shutdown.clone()));
     if !settings.ops.http_addr.is_empty() {
-        tokio::spawn(crate::ops::serve(settings.ops.http_addr.clone(), shutdown.clone()));
+        tokio::spawn(nuannan::ops::serve(settings.ops.http_addr.clone(), shutdown.clone()));
     }
     retry_until_ok("preparing MongoDB indexes", settings, &shutdown, || store.ensure_indexes()).await;
     let tasks = roles.iter().map(|&role| {
@@ -111,25 +81,10 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     Ok(())
 }
 
-/// Declares the broker topology once (`nuannan topology`).
-pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
-    let conn = bus::connect(&settings.amqp.url, "nuannan-topology").await?;
-    let channel = conn.create_channel().await?;
-    topology(settings).declare(&channel).await?;
-    conn.close(200, "done".into()).await?;
-    Ok(())
-}
-
-pub fn topology(settings: &Settings) -> Topology {
-    Topology::new(&settings.namespace, settings.amqp.delivery_limit)
-}
-
 /// Reconnects with capped exponential backoff until shutdown. The backoff
 /// starts over after a session that ran for a while.
 async fn supervise(role: Role, settings: &Settings, store: &Store, shutdown: &CancellationToken) {
-    let initial = Duration::from_millis(settings.amqp.reconnect_initial_ms);
-    let max = Duration::from_millis(settings.amqp.reconnect_max_ms);
-    let mut delay = initial;
+    let mut backoff = Backoff::new(settings);
     loop {
         let started = Instant::now();
         match session(role, settings, store, shutdown).await {
@@ -137,13 +92,40 @@ async fn supervise(role: Role, settings: &Settings, store: &Store, shutdown: &Ca
             Err(e) => tracing::error!(role = role.as_str(), error = format!("{e:#}"), "worker session ended"),
         }
         if started.elapsed() > Duration::from_secs(30) {
-            delay = initial;
+            backoff.reset();
         }
+        if !backoff.wait(shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Capped exponential backoff (`amqp.reconnect_initial_ms` doubling up to
+/// `amqp.reconnect_max_ms`), cut short by shutdown.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(settings: &Settings) -> Self {
+        let initial = Duration::from_millis(settings.amqp.reconnect_initial_ms);
+        Backoff { initial, max: Duration::from_millis(settings.amqp.reconnect_max_ms), next: initial }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    /// Waits the next delay; `false` if shutdown came first.
+    async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
         }
-        delay = (delay * 2).min(max);
     }
 }
 
@@ -157,7 +139,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
     let publisher = Publisher::open(&conn, topology.clone()).await?.for_role(role.as_str());
     let dead = publisher.clone();
     let consume = |queue: WorkQueue| Consumer { conn: &conn, role, queue: topology.queue(queue), settings, dead: &dead, shutdown };
-    crate::ops::health().session_up();
+    nuannan::ops::health().session_up();
     let result = async {
         match role {
             Role::Normalize => consume(WorkQueue::Normalize).run(&Normalizer::new(settings, store.clone(), publisher)).await,
@@ -168,7 +150,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &Canc
         }
     }
     .await;
-    crate::ops::health().session_down();
+    nuannan::ops::health().session_down();
     let _ = conn.close(200, "bye".into()).await;
     result
 }
@@ -199,19 +181,16 @@ impl Consumer<'_> {
 async fn retry_until_ok<F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = Result<(), nuannan::store::StoreError>>,
 {
-    let mut delay = Duration::from_millis(settings.amqp.reconnect_initial_ms);
-    let max = Duration::from_millis(settings.amqp.reconnect_max_ms);
+    let mut backoff = Backoff::new(settings);
     while !shutdown.is_cancelled() {
         match op().await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "{what} failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        if !backoff.wait(shutdown).await {
+            return;
         }
-        delay = (delay * 2).min(max);
     }
 }

@@ -1,13 +1,11 @@
 //! Intake through the real broker and store: the normalize role in-process
 //! (routing has its own tests), messages published as channel adapters do.
 
-mod common;
-
-use common::{TestApp, app_petition, fixture, hotline_order, wait_for, wechat_location, wechat_text};
-use common::schemas::assert_all_valid;
+use crate::common::schemas::assert_all_valid;
+use crate::common::{TestApp, app_petition, fixture, hotline_order, wait_for, wechat_location, wechat_text};
 use mongodb::bson::doc;
 use nuannan::bus::Exchange;
-use nuannan::workers::Role;
+use nuannan_workers::Role;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -119,7 +117,8 @@ async fn image_attaches_its_picture() {
     let p = app.wait_for_petition("wechat", "1234567890123456").await;
     app.publish_intake("wechat", fixture("image.xml").replace("1234567890123456", "1234567890123457"), None).await;
     let id = p.get_str("_id").unwrap();
-    let p = wait_for("image attached", || app.find_one("petitions", doc! { "_id": id, "attachments.message_id": "1234567890123457" })).await;
+    let p =
+        wait_for("image attached", || app.find_one("petitions", doc! { "_id": id, "attachments.message_id": "1234567890123457" })).await;
     let a = p.get_array("attachments").unwrap()[0].as_document().unwrap().clone();
     assert_eq!(a.get_str("kind").unwrap(), "image");
     assert_eq!(a.get_str("url").unwrap(), "this is a url");
@@ -160,7 +159,11 @@ async fn a_redelivered_or_resent_message_is_stored_once() {
     wait_for("normalize queue drained", || async {
         let ch = app.conn.create_channel().await.unwrap();
         let q = ch
-            .queue_declare(queue.as_str().into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                Default::default(),
+            )
             .await
             .unwrap();
         (q.message_count() == 0).then_some(())
@@ -218,7 +221,11 @@ async fn every_rejection_code_is_recorded_with_the_raw_body_and_acknowledged() {
     let ch = app.conn.create_channel().await.unwrap();
     for q in [format!("{}.normalize", app.settings.namespace), format!("{}.dead", app.settings.namespace)] {
         let info = ch
-            .queue_declare(q.as_str().into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .queue_declare(
+                q.as_str().into(),
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                Default::default(),
+            )
             .await
             .unwrap();
         assert_eq!(info.message_count(), 0, "{q}");

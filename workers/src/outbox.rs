@@ -8,17 +8,24 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use crate::bus::{Outgoing, Publisher};
-use crate::domain::PetitionId;
-use crate::store::{OutboxMessage, Store};
+use chrono::{DateTime, Utc};
+use nuannan::bus::{Failure, Outgoing, Publisher};
+use nuannan::domain::PetitionId;
+use nuannan::store::{OutboxMessage, Store};
 
-pub async fn flush(store: &Store, publisher: &Publisher, id: &PetitionId, outbox: &[OutboxMessage]) -> anyhow::Result<()> {
+/// An outbox entry this old lost its publisher.
+const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Petitions swept at a time; the rest wait for the next sweep.
+const SWEEP_BATCH: i64 = 500;
+
+pub async fn flush(store: &Store, publisher: &Publisher, id: &PetitionId, outbox: &[OutboxMessage]) -> Result<(), Failure> {
     flush_many(store, publisher, &[(id, outbox)]).await
 }
 
 /// Several petitions' outboxes in one go: one insert into `events`, one
 /// pipelined batch of confirmed publishes, one update to forget them.
-pub async fn flush_many(store: &Store, publisher: &Publisher, pending: &[(&PetitionId, &[OutboxMessage])]) -> anyhow::Result<()> {
+pub async fn flush_many(store: &Store, publisher: &Publisher, pending: &[(&PetitionId, &[OutboxMessage])]) -> Result<(), Failure> {
     let all: Vec<&OutboxMessage> = pending.iter().flat_map(|(_, outbox)| outbox.iter()).collect();
     if all.is_empty() {
         return Ok(());
@@ -32,7 +39,9 @@ pub async fn flush_many(store: &Store, publisher: &Publisher, pending: &[(&Petit
         .collect();
     let messages: Vec<Outgoing> = all.iter().map(|m| m.to_outgoing()).collect();
     // The audit append and the publish are independent: both must finish before the ack.
-    tokio::try_join!(store.append_events(&events), async { Ok(publisher.publish_all(&messages).await?) })?;
+    let (stored, published) = tokio::join!(store.append_events(&events), publisher.publish_all(&messages));
+    stored?;
+    published?;
     // Forgetting what was published is housekeeping, off the ack's path: if it
     // is lost, a redelivery or the sweep re-sends the same ids, which consumers dedupe.
     let ids: Vec<PetitionId> = pending.iter().filter(|(_, o)| !o.is_empty()).map(|(id, _)| (*id).clone()).collect();
@@ -45,6 +54,17 @@ pub async fn flush_many(store: &Store, publisher: &Publisher, pending: &[(&Petit
             tracing::warn!(error = format!("{e:#}"), "could not clear published outbox entries; they will be re-sent");
         }
     });
+    Ok(())
+}
+
+/// Publishes what a worker wrote to an outbox but did not get to publish
+/// (it crashed in between): entries untouched for a while. The deadline
+/// role runs it on its own cadence.
+pub async fn sweep(store: &Store, publisher: &Publisher, now: DateTime<Utc>) -> Result<(), Failure> {
+    for p in store.stale_outboxes(now - STALE_AFTER, SWEEP_BATCH).await? {
+        tracing::warn!(petition_id = %p.id, pending = p.outbox.len(), "publishing a stale outbox");
+        flush(store, publisher, &p.id, &p.outbox).await?;
+    }
     Ok(())
 }
 

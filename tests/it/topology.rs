@@ -1,11 +1,9 @@
 //! The broker topology (DESIGN §3) behaves as the contract says.
 
-mod common;
-
-use common::{TestApp, teardown, test_settings, wait_for};
+use crate::common::{TestApp, teardown, test_settings, wait_for};
 use lapin::options::{BasicGetOptions, BasicNackOptions};
 use nuannan::bus::{Exchange, Outgoing, Publisher};
-use nuannan::workers::{declare_topology, topology};
+use nuannan_workers::{declare_topology, topology};
 
 #[tokio::test]
 async fn declaring_twice_is_harmless() {
@@ -22,10 +20,7 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit(
     declare_topology(&settings).await.unwrap();
     let conn = nuannan::bus::connect(&settings.amqp.url, "test").await.unwrap();
     let publisher = Publisher::open(&conn, topology(&settings)).await.unwrap();
-    publisher
-        .publish(&Outgoing::json(Exchange::Intake, "app", b"{}".to_vec(), "poison-1"))
-        .await
-        .unwrap();
+    publisher.publish(&Outgoing::json(Exchange::Intake, "app", b"{}".to_vec(), "poison-1")).await.unwrap();
 
     let ch = conn.create_channel().await.unwrap();
     let work = format!("{}.normalize", settings.namespace);
@@ -36,10 +31,8 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit(
         msg.delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
         assert!(deliveries <= 10, "delivery limit not enforced");
     }
-    let dead_msg = wait_for("dead-lettered message", || async {
-        ch.basic_get(dead.as_str().into(), BasicGetOptions::default()).await.unwrap()
-    })
-    .await;
+    let dead_msg =
+        wait_for("dead-lettered message", || async { ch.basic_get(dead.as_str().into(), BasicGetOptions::default()).await.unwrap() }).await;
     assert_eq!(deliveries, 3, "delivered limit + 1 times, then dead-lettered");
     assert_eq!(dead_msg.delivery.routing_key.as_str(), "app", "keeps its original routing key");
     assert_eq!(dead_msg.delivery.properties.message_id().as_ref().unwrap().as_str(), "poison-1");

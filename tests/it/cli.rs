@@ -3,11 +3,7 @@
 use std::process::Command;
 
 fn nuannan(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nuannan"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("running nuannan")
+    Command::new(env!("CARGO_BIN_EXE_nuannan")).args(args).envs(env.iter().copied()).output().expect("running nuannan")
 }
 
 #[test]
@@ -54,10 +50,10 @@ fn missing_config_file_is_an_error() {
 /// Working days straight from the published calendar data (the shared
 /// reference file when present, else the bundled copy).
 fn workdays_from_data() -> std::collections::HashMap<chrono::NaiveDate, bool> {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/calendar/cn_workdays_2024_2026.csv");
+    let shared = &format!("{}/../shared/data/calendar/cn_workdays_2024_2026.csv", crate::common::ROOT);
     let text = std::fs::read_to_string(shared).unwrap_or_else(|_| {
         ["2024", "2025", "2026"]
-            .map(|y| std::fs::read_to_string(format!("{}/data/calendar/cn_workdays_{y}.csv", env!("CARGO_MANIFEST_DIR"))).unwrap())
+            .map(|y| std::fs::read_to_string(format!("{}/data/calendar/cn_workdays_{y}.csv", crate::common::ROOT)).unwrap())
             .join("\n")
     });
     let mut days = std::collections::HashMap::new();

@@ -41,12 +41,7 @@ impl Tap {
 
     /// Everything seen so far.
     pub async fn messages(&self) -> Vec<Tapped> {
-        while let Some(msg) = self
-            .channel
-            .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
-            .await
-            .unwrap()
-        {
+        while let Some(msg) = self.channel.basic_get(self.queue.as_str().into(), BasicGetOptions::default()).await.unwrap() {
             let d = msg.delivery;
             let body = serde_json::from_slice(&d.data).expect("published messages are JSON");
             let message_id = d.properties.message_id().as_ref().map(|s| s.to_string());

@@ -1,12 +1,10 @@
 //! The deadline role through the real broker and store.
 
-mod common;
-
-use common::schemas::assert_all_valid;
-use common::{TestApp, test_settings, wait_for};
+use crate::common::schemas::assert_all_valid;
+use crate::common::{TestApp, test_settings, wait_for};
 use mongodb::bson::doc;
 use nuannan::bus::Exchange;
-use nuannan::workers::Role;
+use nuannan_workers::Role;
 use serde_json::json;
 
 /// A livelihood App petition in 团岛社区, submitted `hours_ago`.
@@ -34,7 +32,10 @@ async fn a_breached_petition_escalates_exactly_once_with_three_deadline_workers(
 
     // Received 5 hours ago: the 4-hour response window is already breached.
     app.publish_intake("app", petition("late", 5), None).await;
-    let p = wait_for("escalation", || app.find_one("petitions", doc! { "source.message_id": "late", "escalation_level": 1, "outbox": { "$size": 0 } })).await;
+    let p = wait_for("escalation", || {
+        app.find_one("petitions", doc! { "source.message_id": "late", "escalation_level": 1, "outbox": { "$size": 0 } })
+    })
+    .await;
     let id = p.get_str("_id").unwrap().to_owned();
     assert_eq!(p.get_str("unit").unwrap(), "shinan.badaxia", "community → street");
     let breach = p.get_array("breaches").unwrap()[0].as_document().unwrap().clone();
@@ -43,9 +44,14 @@ async fn a_breached_petition_escalates_exactly_once_with_three_deadline_workers(
 
     // Received 3.5 hours ago: past 75 % of the window, not yet breached → one warning.
     app.publish_intake("app", petition("warn", 3), None).await;
-    let warned = wait_for("warning", || app.find_one("petitions", doc! { "source.message_id": "warn", "clock.respond.warned": true, "outbox": { "$size": 0 } })).await;
+    let warned = wait_for("warning", || {
+        app.find_one("petitions", doc! { "source.message_id": "warn", "clock.respond.warned": true, "outbox": { "$size": 0 } })
+    })
+    .await;
     let warned_id = warned.get_str("_id").unwrap().to_owned();
-    escalations.wait_for("warning notice", |m| m.routing_key == "warning.shinan.badaxia.tuandao" && m.body["petition_id"] == warned_id.as_str()).await;
+    escalations
+        .wait_for("warning notice", |m| m.routing_key == "warning.shinan.badaxia.tuandao" && m.body["petition_id"] == warned_id.as_str())
+        .await;
     // Many scans by three workers have passed since the breach.
     let notices: Vec<_> = escalations.messages().await.into_iter().filter(|m| m.body["petition_id"] == id.as_str()).collect();
     assert_eq!(notices.len(), 1, "one escalation notice: {notices:?}");
@@ -54,7 +60,10 @@ async fn a_breached_petition_escalates_exactly_once_with_three_deadline_workers(
     assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "escalated" }).await, 1);
     assert_eq!(app.count("events", doc! { "petition_id": &warned_id, "type": "warned" }).await, 1);
     let assignments: Vec<_> = dispatch.messages().await.into_iter().filter(|m| m.body["petition_id"] == id.as_str()).collect();
-    assert_eq!(assignments.iter().map(|m| m.routing_key.as_str()).collect::<Vec<_>>(), ["unit.shinan.badaxia.tuandao", "unit.shinan.badaxia"]);
+    assert_eq!(
+        assignments.iter().map(|m| m.routing_key.as_str()).collect::<Vec<_>>(),
+        ["unit.shinan.badaxia.tuandao", "unit.shinan.badaxia"]
+    );
     assert_eq!(assignments[1].body["attempt"], 2);
     assert_all_valid(&escalations, "messages/escalation.schema.json").await;
     app.cleanup().await;
@@ -67,7 +76,8 @@ async fn an_accepted_petition_is_not_escalated_for_response() {
     app.publish_intake("app", petition("accepted", 5), None).await;
     app.publish_intake("app", petition("ignored", 5), None).await;
     for key in ["accepted", "ignored"] {
-        wait_for("routed", || app.find_one("petitions", doc! { "source.message_id": key, "status": "assigned", "outbox": { "$size": 0 } })).await;
+        wait_for("routed", || app.find_one("petitions", doc! { "source.message_id": key, "status": "assigned", "outbox": { "$size": 0 } }))
+            .await;
     }
     // What the lifecycle's `accept` records: the response clock stops.
     app.collection("petitions")
@@ -76,11 +86,15 @@ async fn an_accepted_petition_is_not_escalated_for_response() {
         .unwrap();
     app.start_workers(&[Role::Deadline, Role::Deadline, Role::Deadline]);
 
-    wait_for("the unaccepted one escalated", || app.find_one("petitions", doc! { "source.message_id": "ignored", "escalation_level": 1 })).await;
+    wait_for("the unaccepted one escalated", || app.find_one("petitions", doc! { "source.message_id": "ignored", "escalation_level": 1 }))
+        .await;
     let accepted = app.find_one("petitions", doc! { "source.message_id": "accepted" }).await.unwrap();
     assert_eq!(accepted.get_i32("escalation_level").unwrap(), 0);
     assert_eq!(accepted.get_str("unit").unwrap(), "shinan.badaxia.tuandao");
-    assert_eq!(app.count("events", doc! { "petition_id": accepted.get_str("_id").unwrap(), "type": { "$in": ["escalated", "warned"] } }).await, 0);
+    assert_eq!(
+        app.count("events", doc! { "petition_id": accepted.get_str("_id").unwrap(), "type": { "$in": ["escalated", "warned"] } }).await,
+        0
+    );
     app.cleanup().await;
 }
 

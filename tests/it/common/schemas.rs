@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 fn load(path: &str) -> Value {
-    let full = format!("{}/schemas/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!("{}/schemas/{path}", crate::common::ROOT);
     serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
 }
 

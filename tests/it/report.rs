@@ -1,8 +1,6 @@
 //! `nuannan report` against a known data set, figures computed by hand.
 
-mod common;
-
-use common::{TestApp, settings_env};
+use crate::common::{TestApp, settings_env};
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use serde_json::{Value, json};
 
@@ -50,20 +48,68 @@ async fn the_report_matches_figures_computed_by_hand() {
     let app = TestApp::without_workers().await;
     let (badaxia, zhongshanlu) = (Some("shinan.badaxia"), Some("shinan.zhongshanlu"));
     let data = vec![
-        petition(1, day(2), badaxia, "livelihood", "wechat", "closed", doc! {
-            "kpi": { "responded_on_time": true, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "satisfied" } }),
-        petition(2, day(3), badaxia, "livelihood", "app", "closed", doc! {
-            "kpi": { "responded_on_time": false, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "unsatisfied" }, "escalations": 2_i64 }),
-        petition(3, day(4), badaxia, "enforcement", "hotline", "accepted", doc! {
-            "kpi": { "responded_on_time": true }, "refusals": 1_i64 }),
-        petition(4, day(5), zhongshanlu, "development", "hotline", "closed", doc! {
-            "kpi": { "responded_on_time": true, "resolved_on_time": false }, "closure": "no_rating", "escalations": 1_i64 }),
-        petition(5, day(6), zhongshanlu, "livelihood", "wechat", "closed", doc! {
-            "kpi": { "responded_on_time": true, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "basically_satisfied" } }),
+        petition(
+            1,
+            day(2),
+            badaxia,
+            "livelihood",
+            "wechat",
+            "closed",
+            doc! {
+            "kpi": { "responded_on_time": true, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "satisfied" } },
+        ),
+        petition(
+            2,
+            day(3),
+            badaxia,
+            "livelihood",
+            "app",
+            "closed",
+            doc! {
+            "kpi": { "responded_on_time": false, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "unsatisfied" }, "escalations": 2_i64 },
+        ),
+        petition(
+            3,
+            day(4),
+            badaxia,
+            "enforcement",
+            "hotline",
+            "accepted",
+            doc! {
+            "kpi": { "responded_on_time": true }, "refusals": 1_i64 },
+        ),
+        petition(
+            4,
+            day(5),
+            zhongshanlu,
+            "development",
+            "hotline",
+            "closed",
+            doc! {
+            "kpi": { "responded_on_time": true, "resolved_on_time": false }, "closure": "no_rating", "escalations": 1_i64 },
+        ),
+        petition(
+            5,
+            day(6),
+            zhongshanlu,
+            "livelihood",
+            "wechat",
+            "closed",
+            doc! {
+            "kpi": { "responded_on_time": true, "resolved_on_time": true }, "closure": "rated", "rating": { "value": "basically_satisfied" } },
+        ),
         petition(6, day(7), None, "livelihood", "app", "triage", doc! {}),
         // Received in October: outside the period.
-        petition(7, DateTime::from(day(2).to_chrono() - chrono::Duration::days(30)), badaxia, "livelihood", "wechat", "closed", doc! {
-            "closure": "rated", "rating": { "value": "satisfied" } }),
+        petition(
+            7,
+            DateTime::from(day(2).to_chrono() - chrono::Duration::days(30)),
+            badaxia,
+            "livelihood",
+            "wechat",
+            "closed",
+            doc! {
+            "closure": "rated", "rating": { "value": "satisfied" } },
+        ),
     ];
     app.collection("petitions").insert_many(data).await.unwrap();
 

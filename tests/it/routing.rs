@@ -1,9 +1,7 @@
 //! Routing through the real broker and store: intake → route → dispatch.
 
-mod common;
-
-use common::schemas::assert_all_valid;
-use common::{TestApp, hotline_order, wait_for, wechat_text};
+use crate::common::schemas::assert_all_valid;
+use crate::common::{TestApp, hotline_order, wait_for, wechat_text};
 use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Outgoing};
 use serde_json::json;
@@ -28,10 +26,42 @@ async fn each_rule_sends_the_petition_to_the_right_unit_with_deadlines() {
     // 120.30,36.06 lies in grid shinan.badaxia.badaxia.g006 (synthetic geometry).
     let at_badaxia = json!({ "location": { "lng": 120.30, "lat": 36.06 } });
     let cases = [
-        ("app", "r-live", app_payload("r-live", "楼道灯坏了", json!({ "category": "livelihood", "location": at_badaxia["location"] })), "shinan.badaxia.badaxia", "community", "assigned", Some("shinan.badaxia.badaxia.g006")),
-        ("app", "r-enf", app_payload("r-enf", "夜间施工噪音扰民", json!({ "location": at_badaxia["location"] })), "shinan.badaxia", "street", "assigned", Some("shinan.badaxia.badaxia.g006")),
-        ("app", "r-dev", app_payload("r-dev", "咨询企业扶持政策", json!({ "category": "development", "address": "团岛附近" })), "shinan.badaxia", "street", "assigned", None),
-        ("app", "r-bldg", app_payload("r-bldg", "写字楼空调不制冷", json!({ "building_id": "B001" })), "shinan.zhanshan.xiuzhanlu.s01", "grid", "assigned", Some("shinan.zhanshan.xiuzhanlu.s01")),
+        (
+            "app",
+            "r-live",
+            app_payload("r-live", "楼道灯坏了", json!({ "category": "livelihood", "location": at_badaxia["location"] })),
+            "shinan.badaxia.badaxia",
+            "community",
+            "assigned",
+            Some("shinan.badaxia.badaxia.g006"),
+        ),
+        (
+            "app",
+            "r-enf",
+            app_payload("r-enf", "夜间施工噪音扰民", json!({ "location": at_badaxia["location"] })),
+            "shinan.badaxia",
+            "street",
+            "assigned",
+            Some("shinan.badaxia.badaxia.g006"),
+        ),
+        (
+            "app",
+            "r-dev",
+            app_payload("r-dev", "咨询企业扶持政策", json!({ "category": "development", "address": "团岛附近" })),
+            "shinan.badaxia",
+            "street",
+            "assigned",
+            None,
+        ),
+        (
+            "app",
+            "r-bldg",
+            app_payload("r-bldg", "写字楼空调不制冷", json!({ "building_id": "B001" })),
+            "shinan.zhanshan.xiuzhanlu.s01",
+            "grid",
+            "assigned",
+            Some("shinan.zhanshan.xiuzhanlu.s01"),
+        ),
         ("hotline", "QD-R1", hotline_order("QD-R1", "楼道垃圾无人清理"), "shinan.badaxia.tuandao", "community", "assigned", None),
         ("wechat", "7001", wechat_text("oRoute", "7001", "路灯坏了", chrono::Utc::now().timestamp()), "shinan", "district", "triage", None),
     ];
@@ -99,7 +129,12 @@ async fn a_redelivered_received_event_never_dispatches_twice() {
     let id = p.get_str("_id").unwrap().to_owned();
     let received = events.wait_for("received", |m| m.body["petition_id"] == id.as_str() && m.body["type"] == "received").await;
     for _ in 0..3 {
-        let again = Outgoing::json(Exchange::Events, "petition.received", serde_json::to_vec(&received.body).unwrap(), received.message_id.clone().unwrap());
+        let again = Outgoing::json(
+            Exchange::Events,
+            "petition.received",
+            serde_json::to_vec(&received.body).unwrap(),
+            received.message_id.clone().unwrap(),
+        );
         app.publisher.publish(&again).await.unwrap();
     }
     // A later petition routed means the redeliveries ahead of it were handled.

@@ -2,26 +2,22 @@
 //! lose the petition nor create a second one, and must still emit the
 //! `received` event and the receipt.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Stdio;
 
-use common::{TestApp, app_petition, settings_env, wait_for, wait_up_to};
+use crate::common::{TestApp, app_petition, settings_env, wait_for, wait_up_to};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Handler, Outcome, Publisher};
-use nuannan::workers::{Normalizer, Role, topology};
+use nuannan_workers::{Normalizer, Role, topology};
 
 /// Takes the next intake delivery without acknowledging it, as a worker
 /// that is about to crash holds it.
 async fn take_delivery(app: &TestApp) -> (lapin::Channel, lapin::message::Delivery) {
     let channel = app.conn.create_channel().await.unwrap();
     let queue = format!("{}.normalize", app.settings.namespace);
-    let msg = wait_for("intake delivery", || async {
-        channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap()
-    })
-    .await;
+    let msg =
+        wait_for("intake delivery", || async { channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await.unwrap() }).await;
     (channel, msg.delivery)
 }
 
@@ -71,7 +67,10 @@ async fn crash_after_publishing_before_the_ack() {
     wait_for("redelivery settled", || async {
         let ch = app.conn.create_channel().await.unwrap();
         let queue = format!("{}.normalize", app.settings.namespace);
-        let q = ch.queue_declare(queue.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default()).await.unwrap();
+        let q = ch
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+            .await
+            .unwrap();
         (q.message_count() == 0).then_some(())
     })
     .await;
@@ -105,10 +104,7 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
         app.publish_intake("app", app_petition(&format!("k-{i}"), "批量诉求"), None).await;
     }
     let mut first = spawn_worker();
-    wait_for("the first worker to be mid-stream", || async {
-        (app.count("petitions", doc! {}).await >= 20).then_some(())
-    })
-    .await;
+    wait_for("the first worker to be mid-stream", || async { (app.count("petitions", doc! {}).await >= 20).then_some(()) }).await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     let at_kill = app.count("petitions", doc! {}).await;

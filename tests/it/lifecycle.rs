@@ -2,14 +2,12 @@
 //! store: handler commands, district review, feedback on the origin channel,
 //! ratings.
 
-mod common;
-
-use common::commands::{Commander, citizen, dispatcher, handler, reviewer};
-use common::schemas::{assert_all_valid, assert_valid};
-use common::{TestApp, wait_for};
+use crate::common::commands::{Commander, citizen, dispatcher, handler, reviewer};
+use crate::common::schemas::{assert_all_valid, assert_valid};
+use crate::common::{TestApp, wait_for};
 use mongodb::bson::{Document, doc};
 use nuannan::bus::Exchange;
-use nuannan::workers::Role;
+use nuannan_workers::Role;
 use serde_json::{Value, json};
 
 const COMMUNITY: &str = "shinan.badaxia.tuandao";
@@ -113,7 +111,11 @@ async fn the_whole_loop_from_intake_to_closed() {
     );
     let accepted_event = app.find_one("events", doc! { "petition_id": &id, "type": "accepted" }).await.unwrap();
     assert_eq!(accepted_event.get_document("actor").unwrap().get_str("unit").unwrap(), COMMUNITY, "the audit names the actor");
-    assert_eq!(outbound.messages().await.iter().filter(|m| m.body["petition_id"] == id.as_str()).count(), 4, "receipt, accepted, result, rating request");
+    assert_eq!(
+        outbound.messages().await.iter().filter(|m| m.body["petition_id"] == id.as_str()).count(),
+        4,
+        "receipt, accepted, result, rating request"
+    );
     assert_all_valid(&outbound, "messages/outbound.schema.json").await;
     assert_all_valid(&events, "messages/event.schema.json").await;
     app.cleanup().await;
@@ -242,7 +244,10 @@ async fn an_unrated_result_closes_when_the_rating_period_ends() {
     let (app, c) = app().await;
     let id = assigned(&app, "silent", "u-s").await;
     resolve_and_approve(&c, &id, COMMUNITY, "s").await;
-    wait_for("feedback sent", || app.find_one("petitions", doc! { "_id": &id, "feedback_sent_at": { "$exists": true }, "outbox": { "$size": 0 } })).await;
+    wait_for("feedback sent", || {
+        app.find_one("petitions", doc! { "_id": &id, "feedback_sent_at": { "$exists": true }, "outbox": { "$size": 0 } })
+    })
+    .await;
     let p = petition_doc(&app, &id).await;
     let rating_by = p.get_document("clock").unwrap().get_datetime("rating_by").unwrap().to_chrono();
     let days = (rating_by - chrono::Utc::now()).num_hours();
@@ -255,9 +260,63 @@ async fn an_unrated_result_closes_when_the_rating_period_ends() {
         .await
         .unwrap();
     // An empty outbox: the closing was also appended and published.
-    let closed = wait_for("closed unrated", || app.find_one("petitions", doc! { "_id": &id, "status": "closed", "outbox": { "$size": 0 } })).await;
+    let closed =
+        wait_for("closed unrated", || app.find_one("petitions", doc! { "_id": &id, "status": "closed", "outbox": { "$size": 0 } })).await;
     assert_eq!(closed.get_str("closure").unwrap(), "no_rating");
     assert!(closed.get("rating").is_none_or(|r| r.as_null().is_some()));
     assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "closed" }).await, 1);
+    app.cleanup().await;
+}
+
+/// A resolution breach of an accepted petition hands it to the street,
+/// which must be able to accept it, and once resolved and approved it is
+/// never escalated again.
+#[tokio::test]
+async fn a_resolution_breach_hands_over_once_and_the_street_finishes_the_job() {
+    let mut app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify]).await;
+    let c = Commander::open(&app.conn, &app.settings.namespace).await;
+    let escalations = app.tap(Exchange::Escalations).await;
+    // Filed ten days ago: both deadlines are long past.
+    let mut body: Value = serde_json::from_str(&petition("overdue", "u-o")).unwrap();
+    body["submitted_at"] = json!((chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339());
+    app.publish_intake("app", body.to_string(), None).await;
+    let routed = wait_for("assigned", || {
+        app.find_one("petitions", doc! { "source.message_id": "overdue", "status": "assigned", "outbox": { "$size": 0 } })
+    })
+    .await;
+    let id = routed.get_str("_id").unwrap().to_owned();
+    // The community accepts (late) before any deadline scan: only the resolution clock runs.
+    assert_eq!(c.send("accept", "o-accept", &id, handler(COMMUNITY), json!({})).await, ok("accepted"));
+
+    app.start_workers(&[Role::Deadline]);
+    let breached =
+        wait_for("resolution breach", || app.find_one("petitions", doc! { "_id": &id, "unit": STREET, "outbox": { "$size": 0 } })).await;
+    assert_eq!(breached.get_str("status").unwrap(), "assigned", "handed over to be accepted afresh");
+    assert_eq!(c.send("accept", "o-street-accept", &id, handler(STREET), json!({})).await, ok("accepted"));
+    assert_eq!(c.send("resolve", "o-street-resolve", &id, handler(STREET), json!({ "result": "已修复" })).await, ok("resolved"));
+    assert_eq!(c.send("approve", "o-approve", &id, reviewer(), json!({})).await, ok("approved"));
+
+    // Make the deadline role look at it again now, as a stale index entry would.
+    let past = mongodb::bson::DateTime::from(chrono::Utc::now() - chrono::Duration::seconds(1));
+    app.collection("petitions").update_one(doc! { "_id": &id }, doc! { "$set": { "clock.next_at": past } }).await.unwrap();
+    let p = wait_for("re-indexed on the rating clock", || async {
+        let p = app.find_one("petitions", doc! { "_id": &id }).await?;
+        let clock = p.get_document("clock").ok()?;
+        (clock.get_datetime("next_at").ok() == clock.get_datetime("rating_by").ok()).then_some(p)
+    })
+    .await;
+    let clock = p.get_document("clock").unwrap();
+    assert!(clock.get("respond").is_some_and(|v| v.as_null().is_some()), "no response clock after approval: {clock}");
+    assert!(clock.get("resolve").is_some_and(|v| v.as_null().is_some()), "no resolution clock after approval: {clock}");
+    let breaches = p.get_array("breaches").unwrap();
+    assert_eq!(breaches.len(), 1, "exactly one breach: {breaches:?}");
+    let breach = breaches[0].as_document().unwrap();
+    assert_eq!((breach.get_str("clock").unwrap(), breach.get_str("unit").unwrap()), ("resolve", COMMUNITY));
+    assert_eq!(p.get_i64("escalations").unwrap(), 1);
+    assert_eq!(p.get_document("kpi").unwrap().get_bool("resolved_on_time").unwrap(), false);
+    let notices: Vec<_> = escalations.messages().await.into_iter().filter(|m| m.body["petition_id"] == id.as_str()).collect();
+    assert_eq!(notices.len(), 1, "one escalation notice: {notices:?}");
+    assert_eq!(notices[0].body["reason"], "resolution_overdue");
+    assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "escalated" }).await, 1);
     app.cleanup().await;
 }

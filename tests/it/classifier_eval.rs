@@ -25,7 +25,7 @@ fn level1_mapping() -> HashMap<String, Category> {
 
 #[test]
 fn keyword_classifier_on_300_real_messages() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/complaints/teddy2020C_messages_sample300.csv");
+    let path = &format!("{}/tests/fixtures/complaints/teddy2020C_messages_sample300.csv", crate::common::ROOT);
     let mut reader = csv::Reader::from_path(path).unwrap();
     let mapping = level1_mapping();
     let classifier = Classifier::bundled();
@@ -58,8 +58,12 @@ fn keyword_classifier_on_300_real_messages() {
     }
     let accuracy = correct as f64 / total as f64;
     let precision = correct as f64 / decided as f64;
-    println!("messages {total}, min confidence {MIN_CONFIDENCE}: correct {correct} ({:.1} %), to triage {triaged} ({:.1} %), accuracy of automatic decisions {:.1} %",
-        accuracy * 100.0, triaged as f64 * 100.0 / total as f64, precision * 100.0);
+    println!(
+        "messages {total}, min confidence {MIN_CONFIDENCE}: correct {correct} ({:.1} %), to triage {triaged} ({:.1} %), accuracy of automatic decisions {:.1} %",
+        accuracy * 100.0,
+        triaged as f64 * 100.0 / total as f64,
+        precision * 100.0
+    );
     assert_eq!(total, 300);
     assert!(precision >= 0.85, "automatic decisions must be right at least 85 % of the time");
     assert!(triaged * 4 <= total, "no more than a quarter to manual triage");

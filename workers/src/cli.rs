@@ -7,10 +7,10 @@ use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 
-use crate::config::Settings;
-use crate::domain::{GeoPoint, Level};
-use crate::routing::{LocateQuery, Registry};
-use crate::workers::{self, Role};
+use crate::{self as workers, Role};
+use nuannan::config::Settings;
+use nuannan::domain::{GeoPoint, Level};
+use nuannan::routing::{LocateQuery, Registry};
 
 #[derive(Debug, Parser)]
 #[command(name = "nuannan", version, about = "Dispatch pipeline for citizen petitions (暖南诉办)")]
@@ -57,7 +57,7 @@ pub enum Command {
     },
     /// Benchmark the pipeline end to end against the raw broker and store
     /// (a fresh namespace and database, removed afterwards).
-    Bench(crate::bench::BenchArgs),
+    Bench(nuannan::bench::BenchArgs),
     /// Print the KPIs of petitions received in a period.
     Report {
         /// First day (YYYY-MM-DD, Asia/Shanghai) or RFC 3339 instant; default: everything.
@@ -67,9 +67,9 @@ pub enum Command {
         #[arg(long)]
         to: Option<String>,
         #[arg(long, value_enum)]
-        by: Option<crate::report::GroupBy>,
+        by: Option<nuannan::report::GroupBy>,
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::report::Format,
+        format: nuannan::report::Format,
     },
     /// Manage the unit registry in MongoDB.
     Registry {
@@ -90,10 +90,10 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Run => workers::run(&settings, &Role::ALL, shutdown_on_signal()).await,
         Command::Worker { role } => workers::run(&settings, &[role], shutdown_on_signal()).await,
         Command::Topology => workers::declare_topology(&settings).await,
-        Command::Demo => crate::demo::run(&settings).await,
+        Command::Demo => nuannan::demo::run(&settings).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
         Command::Deadline { from, working_days } => deadline(&settings, &from, working_days),
-        Command::Bench(args) => crate::bench::run(&settings, &args).await,
+        Command::Bench(args) => nuannan::bench::run(&settings, &args).await,
         Command::Report { from, to, by, format } => report(&settings, from, to, by, format).await,
         Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
     }
@@ -137,14 +137,14 @@ async fn report(
     settings: &Settings,
     from: Option<String>,
     to: Option<String>,
-    by: Option<crate::report::GroupBy>,
-    format: crate::report::Format,
+    by: Option<nuannan::report::GroupBy>,
+    format: nuannan::report::Format,
 ) -> anyhow::Result<()> {
     let from = from.map(|s| instant(&s, false)).transpose().context("--from")?.unwrap_or_default();
     let to = to.map(|s| instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
-    let store = crate::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
-    let rows: Vec<crate::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
-    println!("{}", crate::report::render(&rows, by, format));
+    let store = nuannan::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let rows: Vec<nuannan::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
+    println!("{}", nuannan::report::render(&rows, by, format));
     Ok(())
 }
 
@@ -160,15 +160,13 @@ fn instant(s: &str, end: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> 
             .map(|t| t.with_timezone(&chrono::Utc))
             .context("ambiguous local time");
     }
-    Ok(chrono::DateTime::parse_from_rfc3339(s)
-        .context("expected YYYY-MM-DD or an RFC 3339 instant")?
-        .with_timezone(&chrono::Utc))
+    Ok(chrono::DateTime::parse_from_rfc3339(s).context("expected YYYY-MM-DD or an RFC 3339 instant")?.with_timezone(&chrono::Utc))
 }
 
 async fn load_registry(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let registry = Registry::from_json(&source)?;
-    let store = crate::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = nuannan::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
     let digest = store.load_registry(&source, &registry).await?;
     println!("{}", serde_json::json!({ "loaded": file, "units": registry.units().count(), "sha256": digest }));
     Ok(())
@@ -183,8 +181,8 @@ fn shutdown_on_signal() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

@@ -6,29 +6,25 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use lapin::message::Delivery;
-use mongodb::bson::doc;
 use serde_json::json;
 
 use std::collections::{HashMap, HashSet};
 
-use super::batch::Batcher;
+use super::batch::{Batcher, bulk_or_single};
 use super::outbox;
-use crate::bus::{Handler, Outcome, Publisher};
-use crate::config::Settings;
-use crate::domain::{Event, EventType, PetitionId, Status};
-use crate::routing::{Classifier, Registry, RouteDecision, RouteInput, Router};
-use crate::clock::{Clocks, Window};
-use crate::store::{ClockRecord, OutboxMessage, PetitionRecord, Routed, Store, route_write, share_error};
-
-/// Concurrent changes (a WeChat location attached meanwhile) are rare; a
-/// few fresh attempts settle them.
-const ATTEMPTS: usize = 5;
+use nuannan::bus::{self, Failure, Handler, Outcome, Publisher};
+use nuannan::clock::{Clocks, Window};
+use nuannan::config::Settings;
+use nuannan::domain::{Event, EventType, PetitionId, Status};
+use nuannan::lifecycle::assignment;
+use nuannan::routing::{Classifier, RouteDecision, RouteInput, Router};
+use nuannan::store::{self, Changed, ClockRecord, Decision, OutboxMessage, PetitionChange, PetitionRecord, Placement, Store};
 
 /// Routing decisions are written in batches across in-flight deliveries.
 const BATCH: usize = 100;
 
 pub struct RouteWorker {
-    batch: Batcher<Event, anyhow::Result<()>>,
+    batch: Batcher<Event, Result<(), Failure>>,
 }
 
 struct Inner {
@@ -45,27 +41,15 @@ impl Handler for RouteWorker {
             // Our own message, unreadable: a bug for operators, not a retry.
             Err(e) => return Outcome::DeadLetter(anyhow::anyhow!("unreadable event: {e}")),
         };
-        match self.batch.submit(event).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down"))) {
-            Ok(()) => Outcome::Ack,
-            Err(e) => Outcome::Retry(e),
-        }
+        bus::record_petition(&event.petition_id);
+        self.batch.submit(event).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down").into())).into()
     }
 }
 
 impl RouteWorker {
-    /// Loads the registry from MongoDB, seeding it with the bundled one on
-    /// first start.
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
-        let source = match store.registry_source().await? {
-            Some(source) => source,
-            None => {
-                let bundled = crate::routing::BUNDLED_REGISTRY;
-                store.load_registry(bundled, &Registry::bundled()).await?;
-                bundled.to_owned()
-            }
-        };
         let router = Router {
-            registry: Arc::new(Registry::from_json(&source)?),
+            registry: Arc::new(store.registry().await?),
             classifier: Classifier::bundled(),
             deadlines: settings.deadline_policy(),
         };
@@ -79,26 +63,14 @@ impl RouteWorker {
 }
 
 impl Inner {
-    async fn route_batch(&self, events: Vec<Event>) -> Vec<anyhow::Result<()>> {
-        if events.len() == 1 {
-            return vec![self.route(&events[0]).await];
-        }
-        match self.try_route_batch(&events).await {
-            Ok(slow) => {
-                let mut results = Vec::with_capacity(events.len());
-                for (event, slow) in events.iter().zip(slow) {
-                    results.push(if slow { self.route(event).await } else { Ok(()) });
-                }
-                results
-            }
-            Err(e) => events.iter().map(|_| Err(share_error(&e))).collect(),
-        }
+    async fn route_batch(&self, events: Vec<Event>) -> Vec<Result<(), Failure>> {
+        bulk_or_single(&events, |events| self.try_route_batch(events), |event| self.route(event)).await
     }
 
     /// Routes the batch's `received` petitions with one read, one bulk
     /// write and one flush; returns, per event, whether it still needs the
     /// one-by-one path (redeliveries, races, repeats within the batch).
-    async fn try_route_batch(&self, events: &[Event]) -> anyhow::Result<Vec<bool>> {
+    async fn try_route_batch(&self, events: &[Event]) -> Result<Vec<bool>, Failure> {
         let ids: Vec<&str> = events.iter().map(|e| e.petition_id.as_str()).collect();
         let found: HashMap<String, PetitionRecord> =
             self.store.petitions_by_ids(&ids).await?.into_iter().map(|p| (p.id.to_string(), p)).collect();
@@ -117,8 +89,9 @@ impl Inner {
         if batch.is_empty() {
             return Ok(slow);
         }
-        let routed: Vec<Routed> = batch.iter().map(|(_, p, d)| routed(p, d, self.warn_ratio)).collect();
-        let writes = batch.iter().zip(&routed).map(|((_, p, _), r)| route_write(p.id.as_str(), p.version, r)).collect::<anyhow::Result<Vec<_>>>()?;
+        let now = Utc::now();
+        let routed: Vec<PetitionChange> = batch.iter().map(|(_, p, d)| routed(p, d, self.warn_ratio)).collect();
+        let writes = batch.iter().zip(&routed).map(|((_, p, _), r)| r.write(p, now)).collect::<store::Result<Vec<_>>>()?;
         let applied = self.store.update_petitions(writes).await?;
         let mut pending: Vec<(&PetitionId, &[OutboxMessage])> = Vec::new();
         for (((i, p, d), r), ok) in batch.iter().zip(&routed).zip(applied) {
@@ -133,32 +106,31 @@ impl Inner {
         Ok(slow)
     }
 
-    async fn route(&self, event: &Event) -> anyhow::Result<()> {
-        for _ in 0..ATTEMPTS {
-            let Some(petition) = self.store.petition(&event.petition_id).await? else {
-                anyhow::bail!("petition {} not found", event.petition_id);
-            };
-            if petition.status != Status::Received {
-                // Routed already (a redelivery): only finish its announcements.
-                return outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await;
-            }
-            let decision = self.router.decide(&input(&petition));
-            let routed = routed(&petition, &decision, self.warn_ratio);
-            let announcements = routed.outbox.clone();
-            if self.store.route_petition(petition.id.as_str(), petition.version, routed).await? {
+    async fn route(&self, event: &Event) -> Result<(), Failure> {
+        let changed = self
+            .store
+            .change_petition(&event.petition_id, |p| {
+                if p.status != Status::Received {
+                    // Routed already (a redelivery).
+                    return Decision::Keep(None);
+                }
+                let decision = self.router.decide(&input(p));
+                Decision::Write(routed(p, &decision, self.warn_ratio), Some(decision))
+            })
+            .await?;
+        match changed {
+            Changed::NotFound => Err(anyhow::anyhow!("petition {} not found", event.petition_id).into()),
+            // Only finish its announcements.
+            Changed::Unchanged { petition, .. } => outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await,
+            Changed::Applied { petition, outbox: announcements, value: decision } => {
                 // Only what this update wrote: another worker's entries are its own to publish.
                 outbox::flush(&self.store, &self.publisher, &petition.id, &announcements).await?;
-                tracing::info!(
-                    petition_id = %petition.id,
-                    unit = %decision.unit,
-                    status = ?decision.status,
-                    category = ?decision.category,
-                    "petition routed"
-                );
-                return Ok(());
+                if let Some(d) = decision {
+                    tracing::info!(unit = %d.unit, status = ?d.status, category = ?d.category, "petition routed");
+                }
+                Ok(())
             }
         }
-        anyhow::bail!("petition {} kept changing while routing", event.petition_id)
     }
 }
 
@@ -166,7 +138,7 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
     RouteInput {
         received_at: Some(p.received_at.to_chrono()),
         content: &p.content,
-        point: p.location.point.as_ref().and_then(|g| crate::domain::GeoPoint::new(g.coordinates[0], g.coordinates[1]).ok()),
+        point: p.location.point.as_ref().and_then(|g| nuannan::domain::GeoPoint::new(g.coordinates[0], g.coordinates[1]).ok()),
         address: p.location.address.as_deref(),
         building_id: p.hints.building_id.as_deref(),
         street: p.hints.street.as_deref(),
@@ -178,10 +150,11 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
     }
 }
 
-fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision, warn_ratio: f64) -> Routed<'a> {
+/// The routing decision as the petition's change: placed, clocks started,
+/// the assignment and the `assigned` / `triaged` event in the outbox.
+fn routed(p: &PetitionRecord, d: &RouteDecision, warn_ratio: f64) -> PetitionChange {
     let version = p.version + 1;
-    let assignment = super::assignment(p, &d.unit, d.deadlines, d.handler.clone());
-    let attempt = assignment.attempt;
+    let assignment = assignment(p, &d.unit, d.deadlines, d.handler.clone());
     let kind = if d.status == Status::Triage { EventType::Triaged } else { EventType::Assigned };
     let details = json!({
         "unit": d.unit,
@@ -190,28 +163,32 @@ fn routed<'a>(p: &PetitionRecord, d: &'a RouteDecision, warn_ratio: f64) -> Rout
         "category": d.category,
         "deadlines": d.deadlines,
         "working_days": d.working_days,
-        "attempt": attempt,
+        "attempt": assignment.attempt,
         "located_by": d.location.as_ref().map(|l| l.by),
         "classified_by": d.classified.map(|c| c.by),
         "confidence": d.classified.map(|c| c.confidence),
         "triage_reason": d.triage,
     });
     let event = Event::new(&p.id, version, kind, Utc::now(), details.clone());
-    Routed {
-        grid: d.grid.as_ref(),
-        unit: &d.unit,
-        category: d.category,
-        status: d.status,
-        deadlines: d.deadlines,
-        routing: mongodb::bson::to_document(&details).unwrap_or_else(|_| doc! {}),
-        clock: ClockRecord::new(
-            &Clocks {
-                respond: Some(Window::new(p.received_at.to_chrono(), d.deadlines.respond_by)),
-                resolve: Some(Window::new(p.received_at.to_chrono(), d.deadlines.resolve_by)),
-                rating_by: None,
-            },
-            warn_ratio,
-        ),
+    let received = p.received_at.to_chrono();
+    let clocks = Clocks {
+        respond: Some(Window::new(received, d.deadlines.respond_by)),
+        resolve: Some(Window::new(received, d.deadlines.resolve_by)),
+        rating_by: None,
+    };
+    PetitionChange {
+        status: Some(d.status),
+        unit: Some(d.unit.clone()),
+        placement: Some(Placement {
+            grid: d.grid.clone(),
+            category: d.category,
+            routing: details,
+            area: store::area(d.grid.as_ref().unwrap_or(&d.unit)),
+        }),
+        clocks: Some(ClockRecord::new(&clocks, warn_ratio)),
+        deadlines: Some(d.deadlines),
+        counts: store::Counts { dispatch_attempts: 1, ..Default::default() },
         outbox: vec![OutboxMessage::dispatch(assignment), OutboxMessage::event(event)],
+        ..Default::default()
     }
 }

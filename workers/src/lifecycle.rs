@@ -1,0 +1,160 @@
+//! The `lifecycle` role: commands from `{ns}.commands` through the pure
+//! state machine, written at the petition's version with the command id in
+//! the same write (so a repeat applies once), announced from the outbox,
+//! answered on `reply_to`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use lapin::message::Delivery;
+
+use super::outbox;
+use nuannan::bus::{self, Failure, Handler, Outcome, PublishError, Publisher};
+use nuannan::clock::DeadlinePolicy;
+use nuannan::config::Settings;
+use nuannan::domain::{Command, CommandReply, UnitPath};
+use nuannan::lifecycle::{self, Env, Refusal};
+use nuannan::routing::Registry;
+use nuannan::store::{Changed, Decision, RefusedCommand, Store};
+
+pub struct LifecycleWorker {
+    store: Store,
+    publisher: Publisher,
+    registry: Arc<Registry>,
+    policy: DeadlinePolicy,
+    warn_ratio: f64,
+    rating_period: chrono::Duration,
+}
+
+impl Handler for LifecycleWorker {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let reply = match Command::parse(delivery.routing_key.as_str(), &delivery.data) {
+            Ok(cmd) => {
+                bus::record_petition(&cmd.petition_id);
+                self.execute(&cmd).await
+            }
+            Err(bad) => self.refuse_unreadable(bad).await,
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry(e),
+        };
+        let Some(reply_to) = delivery.properties.reply_to() else { return Outcome::Ack };
+        let correlation_id = delivery.properties.correlation_id().as_ref().map(|c| c.as_str());
+        let body = serde_json::to_vec(&reply).expect("replies serialize");
+        match self.publisher.reply(reply_to.as_str(), correlation_id, &body).await {
+            Ok(()) => Outcome::Ack,
+            // The requester is gone; the effect is stored and a repeat gets the same reply.
+            Err(PublishError::Returned { .. }) => {
+                tracing::warn!(reply_to = reply_to.as_str(), "reply queue gone; reply dropped");
+                Outcome::Ack
+            }
+            Err(e) => Outcome::Retry(e.into()),
+        }
+    }
+}
+
+/// What the machine made of a command against the petition as read.
+enum Verdict {
+    /// Applied now, or before (a redelivery answers the same).
+    Done(nuannan::domain::Status),
+    Refused(Refusal),
+}
+
+impl LifecycleWorker {
+    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
+        Ok(LifecycleWorker {
+            registry: Arc::new(store.registry().await?),
+            store,
+            publisher,
+            policy: settings.deadline_policy(),
+            warn_ratio: settings.deadline.warn_ratio,
+            rating_period: settings.rating_period(),
+        })
+    }
+
+    async fn execute(&self, cmd: &Command) -> Result<CommandReply, Failure> {
+        if let Some(reply) = self.store.remembered_reply(&cmd.id).await? {
+            return Ok(reply);
+        }
+        let actor = serde_json::to_value(&cmd.actor).ok();
+        let handler_of = |u: &UnitPath| self.registry.unit(u).and_then(|u| u.handler().cloned());
+        let exists = |u: &UnitPath| self.registry.unit(u).is_some();
+        let changed = self
+            .store
+            .change_petition(&cmd.petition_id, |p| {
+                if let Some(done) = p.commands.iter().find(|c| c.id == cmd.id) {
+                    return Decision::Keep(Verdict::Done(done.status));
+                }
+                let Some(unit) = &p.unit else { return Decision::Keep(Verdict::Refused(Refusal::IllegalTransition)) };
+                let now = Utc::now();
+                let env = Env { now, policy: &self.policy, rating_period: self.rating_period, unit_exists: &exists };
+                match lifecycle::apply(&lifecycle::state(p, unit), cmd, &env) {
+                    Ok(t) => {
+                        let context = lifecycle::Context {
+                            petition: p,
+                            unit,
+                            now,
+                            warn_ratio: self.warn_ratio,
+                            handler_of: &handler_of,
+                            actor: actor.clone(),
+                            command_id: Some(&cmd.id),
+                        };
+                        Decision::Write(lifecycle::change(&context, &t), Verdict::Done(t.status))
+                    }
+                    Err(refusal) => Decision::Keep(Verdict::Refused(refusal)),
+                }
+            })
+            .await?;
+        match changed {
+            Changed::NotFound => self.refuse(cmd, Refusal::NotFound).await,
+            Changed::Applied { value: Verdict::Refused(refusal), .. } | Changed::Unchanged { value: Verdict::Refused(refusal), .. } => {
+                self.refuse(cmd, refusal).await
+            }
+            Changed::Applied { petition, outbox: announcements, value: Verdict::Done(status) } => {
+                outbox::flush(&self.store, &self.publisher, &petition.id, &announcements).await?;
+                tracing::info!(command = cmd.action.name(), ?status, "command applied");
+                Ok(CommandReply::applied(status))
+            }
+            Changed::Unchanged { petition, value: Verdict::Done(status) } => {
+                // Applied before: finish its announcements in case the first delivery could not.
+                outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await?;
+                Ok(CommandReply::applied(status))
+            }
+        }
+    }
+
+    async fn refuse(&self, cmd: &Command, refusal: Refusal) -> Result<CommandReply, Failure> {
+        tracing::info!(command = cmd.action.name(), error = refusal.code(), "command refused");
+        Ok(self
+            .store
+            .remember_refusal(&RefusedCommand {
+                command_id: cmd.id.clone(),
+                petition_id: Some(cmd.petition_id.to_string()),
+                command: cmd.action.name().to_owned(),
+                actor: serde_json::to_value(&cmd.actor).ok(),
+                at: Utc::now().into(),
+                reply: CommandReply::refused(refusal.code()),
+                detail: Some(refusal.to_string()),
+            })
+            .await?)
+    }
+
+    async fn refuse_unreadable(&self, bad: nuannan::domain::BadCommand) -> Result<CommandReply, Failure> {
+        tracing::info!(error = bad.code, detail = %bad.detail, "unreadable command refused");
+        let reply = CommandReply::refused(bad.code);
+        let Some(command_id) = bad.command_id else { return Ok(reply) };
+        Ok(self
+            .store
+            .remember_refusal(&RefusedCommand {
+                command_id,
+                petition_id: None,
+                command: String::new(),
+                actor: None,
+                at: Utc::now().into(),
+                reply,
+                detail: Some(bad.detail),
+            })
+            .await?)
+    }
+}
