@@ -2,9 +2,9 @@
 //! typed access to the broker and the store. The roles that run it, and the
 //! `nuannan` binary, are the `nuannan-workers` crate in `workers/`.
 
+pub mod bench;
 pub mod bus;
 pub mod clock;
-pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -1,4 +1,4 @@
-//! `nuannan report`: the platform's KPIs (DESIGN §10) from counts the store
+//! `nuannan report`: the platform's KPIs (`docs/contract.md` §10) from counts the store
 //! aggregates; the rates and the rendering are pure.
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! `nuannan bench`: the pipeline end to end against the real broker and
 //! store, measured in the same run against what the raw broker and the raw
-//! store do alone, so the ratios are the claim (DESIGN §9).
+//! store do alone, so the ratios are the claim (`docs/contract.md` §9).
 
 mod pipeline;
 mod raw;

@@ -1,4 +1,4 @@
-//! Broker topology (DESIGN §3, CONTRACT). Declaration is idempotent, so
+//! Broker topology (`docs/contract.md` §3). Declaration is idempotent, so
 //! every role declares all of it at start and after each reconnect.
 
 use anyhow::Context;

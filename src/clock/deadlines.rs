@@ -1,4 +1,4 @@
-//! The two clocks of a petition (DESIGN §8).
+//! The two clocks of a petition (`docs/contract.md` §8).
 
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ impl DeadlinePolicy {
     }
 }
 
-/// N ∈ {1, 2, 5} (DESIGN §8): a hotline's own time limit first, then 1 if
+/// N ∈ {1, 2, 5} (`docs/contract.md` §8): a hotline's own time limit first, then 1 if
 /// urgent, then the subcategory's class, then the category default.
 pub fn working_days(time_limit: Option<u8>, urgent: bool, subcategory_class: Option<u8>, category: Option<Category>) -> u8 {
     if let Some(days) = time_limit {
@@ -54,7 +54,7 @@ pub fn working_days(time_limit: Option<u8>, urgent: bool, subcategory_class: Opt
     })
 }
 
-/// DESIGN §8's defaults on the bundled calendar, for tests.
+/// `docs/contract.md` §8's defaults on the bundled calendar, for tests.
 #[cfg(test)]
 pub(crate) fn default_policy() -> DeadlinePolicy {
     DeadlinePolicy {

@@ -1,5 +1,5 @@
 //! The two running clocks of a petition and the escalation ladder
-//! (DESIGN §8), pure: the deadline role asks what is due at `now` and
+//! (`docs/contract.md` §8), pure: the deadline role asks what is due at `now` and
 //! applies the answer in one conditional update.
 //!
 //! Rules:

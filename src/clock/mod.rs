@@ -1,4 +1,4 @@
-//! Working-day calendar and deadline arithmetic (DESIGN §8), pure.
+//! Working-day calendar and deadline arithmetic (`docs/contract.md` §8), pure.
 
 mod calendar;
 pub(crate) mod deadlines;

@@ -1,4 +1,4 @@
-//! Commands from handler apps, reviewers and citizens (DESIGN §7, CONTRACT),
+//! Commands from handler apps, reviewers and citizens (`docs/contract.md` §7),
 //! parsed at the edge into a closed set of actions.
 
 use chrono::{DateTime, Utc};

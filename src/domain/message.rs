@@ -1,4 +1,4 @@
-//! Messages the pipeline publishes (DESIGN §6). Field names are CONTRACT.
+//! Messages the pipeline publishes (`docs/contract.md` §6). Field names are CONTRACT.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -11,8 +11,7 @@ pub use channel::{Channel, UnknownChannel};
 pub use command::{Action, Actor, ActorRole, BadCommand, Command, CommandReply, Rating, RefuseReason};
 pub use message::{Assignment, EscalationNotice, EscalationReason, Event, EventType, Outbound, OutboundKind, Recipient, receipt_text};
 pub use petition::{
-    Closure,
-    Attachment, AttachmentKind, Category, Citizen, Classification, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord, NewPetition,
+    Attachment, AttachmentKind, Category, Citizen, Classification, Closure, Deadlines, GeoJsonPoint, GeoPoint, LocationRecord, NewPetition,
     PetitionId, RoutingHints, Source, Status,
 };
 pub use receipt::{ReceiptClock, ReceiptTime, ReceiptTimeNote};

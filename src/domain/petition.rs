@@ -65,7 +65,7 @@ pub enum Category {
     Development,
 }
 
-/// Lifecycle states (DESIGN §5). Later states are added by the lifecycle.
+/// Lifecycle states (`docs/contract.md` §5). Later states are added by the lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -214,7 +214,7 @@ pub struct LocationRecord {
     pub address: Option<String>,
 }
 
-/// Deadlines of the two clocks (DESIGN §8).
+/// Deadlines of the two clocks (`docs/contract.md` §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deadlines {
     pub respond_by: chrono::DateTime<chrono::Utc>,

@@ -1,4 +1,4 @@
-//! The receipt-time rule (DESIGN §4): every clock starts at the channel's own
+//! The receipt-time rule (`docs/contract.md` §4): every clock starts at the channel's own
 //! timestamp unless it is missing or implausible.
 
 use chrono::{DateTime, Duration, Utc};

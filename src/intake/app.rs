@@ -48,7 +48,7 @@ fn petition(p: AppPayload, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
     let submitted = p.submitted_at.as_deref().map(|s| rfc3339("submitted_at", s)).transpose()?;
     let point =
         p.location.map(|l| GeoPoint::new(l.lng, l.lat)).transpose().map_err(|e| super::text::invalid(format!("`location`: {e}")))?;
-    Ok(Intake::Petition(NewPetition {
+    Ok(Intake::Petition(Box::new(NewPetition {
         source: Source { channel: Channel::App, message_id },
         citizen: Citizen { id: required("user.id", Some(p.user.id))?, phone: optional(p.user.phone), name: optional(p.user.name) },
         content: required("content", p.content)?,
@@ -62,5 +62,5 @@ fn petition(p: AppPayload, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
         address: optional(p.address),
         hints: RoutingHints { building_id: optional(p.building_id), ..RoutingHints::default() },
         images: p.images.unwrap_or_default().into_iter().filter_map(|u| optional(Some(u))).collect(),
-    }))
+    })))
 }

@@ -68,7 +68,7 @@ fn petition(o: WorkOrder, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Re
         }),
         None => None,
     };
-    Ok(Intake::Petition(NewPetition {
+    Ok(Intake::Petition(Box::new(NewPetition {
         source: Source { channel: Channel::Hotline, message_id },
         citizen: Citizen { id: phone.clone(), phone: Some(phone), name: optional(o.caller.name) },
         content: required("content", o.content)?,
@@ -82,5 +82,5 @@ fn petition(o: WorkOrder, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> Re
         address: optional(o.address),
         hints: RoutingHints { street: optional(o.street), community: optional(o.community), building_id: None },
         images: Vec::new(),
-    }))
+    })))
 }

@@ -14,7 +14,7 @@ use crate::domain::{Attachment, Channel, NewPetition, ReceiptClock, UnknownChann
 /// What one intake message turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Intake {
-    Petition(NewPetition),
+    Petition(Box<NewPetition>),
     /// A WeChat location or image for the citizen's petition nearby in time.
     Attachment(HeldAttachment),
     /// Not a petition (WeChat subscribe, menu click…): recorded, acknowledged.
@@ -41,7 +41,7 @@ pub struct ChannelEvent {
     pub data: serde_json::Value,
 }
 
-/// Stable machine-readable rejection codes (DESIGN §5).
+/// Stable machine-readable rejection codes (`docs/contract.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {

@@ -87,7 +87,7 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
             return Err(Rejection::new(RejectReason::Unsupported, format!("WeChat `{other}` messages cannot become petitions")));
         }
     };
-    Ok(Intake::Petition(NewPetition {
+    Ok(Intake::Petition(Box::new(NewPetition {
         source: Source { channel: Channel::Wechat, message_id: msg_id()? },
         citizen: Citizen { id: openid, phone: None, name: None },
         content: text,
@@ -101,7 +101,7 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
         address: None,
         hints: RoutingHints::default(),
         images: Vec::new(),
-    }))
+    })))
 }
 
 fn coordinate(field: &str, value: Option<String>) -> Result<f64, Rejection> {

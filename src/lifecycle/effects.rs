@@ -11,8 +11,7 @@ use super::machine::{State, Transition};
 use crate::clock::ClockKind;
 use crate::domain::{Assignment, Deadlines, EscalationNotice, EscalationReason, Event, Person, Status, UnitPath};
 use crate::store::{
-    BreachRecord, ClockRecord, CommandEntry, Counts, Feedback, OutboxMessage, PetitionChange, PetitionRecord, RatingRecord,
-    ResultRecord,
+    BreachRecord, ClockRecord, CommandEntry, Counts, Feedback, OutboxMessage, PetitionChange, PetitionRecord, RatingRecord, ResultRecord,
 };
 
 /// What [`change`] needs besides the transition.
@@ -32,10 +31,10 @@ pub struct Context<'a> {
 /// The machine's view of a stored petition held by `unit`.
 pub fn state<'a>(p: &'a PetitionRecord, unit: &'a UnitPath) -> State<'a> {
     let clocks = p.clock.map(|c| c.clocks()).unwrap_or_default();
-    let deadlines = p.deadlines.as_ref().map_or(
-        Deadlines { respond_by: p.received_at.to_chrono(), resolve_by: p.received_at.to_chrono() },
-        |d| Deadlines { respond_by: d.respond_by.to_chrono(), resolve_by: d.resolve_by.to_chrono() },
-    );
+    let deadlines =
+        p.deadlines.as_ref().map_or(Deadlines { respond_by: p.received_at.to_chrono(), resolve_by: p.received_at.to_chrono() }, |d| {
+            Deadlines { respond_by: d.respond_by.to_chrono(), resolve_by: d.resolve_by.to_chrono() }
+        });
     State {
         status: p.status,
         unit,

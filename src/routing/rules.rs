@@ -1,4 +1,4 @@
-//! The dispatch rule (DESIGN §1): livelihood starts at the community of the
+//! The dispatch rule (`docs/contract.md` §1): livelihood starts at the community of the
 //! grid, enforcement and development at the street; a commercial building's
 //! special grid goes to its building team; what can be neither placed nor
 //! classified goes to the district platform for manual triage.

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use mongodb::bson::{self, Bson, Document, doc};
 
 use super::fields as f;
-use super::{Area, ClockRecord, CommandEntry, OutboxMessage, PETITIONS, PetitionRecord, RatingRecord, ResultRecord, Result, Store};
+use super::{Area, ClockRecord, CommandEntry, OutboxMessage, PETITIONS, PetitionRecord, RatingRecord, Result, ResultRecord, Store};
 use crate::clock::ClockKind;
-use crate::domain::{Category, Closure, Deadlines, PetitionId, Person, Status, UnitPath};
+use crate::domain::{Category, Closure, Deadlines, Person, PetitionId, Status, UnitPath};
 
 /// Everything a routing decision, a command, a deadline or a notification
 /// may change. `None` and zero leave a field as it is.
@@ -77,17 +77,30 @@ pub struct BreachRecord {
 #[derive(Debug)]
 pub enum Changed<T> {
     /// Written: `outbox` is what this change still has to publish.
-    Applied { petition: PetitionRecord, outbox: Vec<OutboxMessage>, value: T },
+    Applied {
+        petition: PetitionRecord,
+        outbox: Vec<OutboxMessage>,
+        value: T,
+    },
     /// Nothing to write; the petition as read (a redelivery may have its
     /// outbox to finish).
-    Unchanged { petition: PetitionRecord, value: T },
+    Unchanged {
+        petition: PetitionRecord,
+        value: T,
+    },
     NotFound,
 }
 
 /// What a decision on the current petition wants.
 pub enum Decision<T> {
-    Write(PetitionChange, T),
+    Write(Box<PetitionChange>, T),
     Keep(T),
+}
+
+impl<T> Decision<T> {
+    pub fn write(change: PetitionChange, value: T) -> Self {
+        Decision::Write(Box::new(change), value)
+    }
 }
 
 /// Concurrent changes to one petition are rare (a deadline firing while a

@@ -29,7 +29,11 @@ impl Store {
                 .await;
             match result {
                 Ok(Some(after)) => {
-                    let last = after.get_i64("seq").ok().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| StoreError::Shape(format!("counter {day}: bad seq")))?;
+                    let last = after
+                        .get_i64("seq")
+                        .ok()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| StoreError::Shape(format!("counter {day}: bad seq")))?;
                     return Ok((last + 1 - count..=last).map(|seq| PetitionId::new(day, seq)).collect());
                 }
                 Ok(None) => return Err(StoreError::Shape("counter upsert returned nothing".into())),

@@ -34,9 +34,7 @@ impl StoreError {
 impl From<mongodb::error::Error> for StoreError {
     fn from(e: mongodb::error::Error) -> Self {
         match e.kind.as_ref() {
-            ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
-                StoreError::Unavailable(e)
-            }
+            ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(e),
             _ => StoreError::Failed(e),
         }
     }

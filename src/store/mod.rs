@@ -19,9 +19,9 @@ mod routing;
 
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
 pub use change::{BreachRecord, Changed, Counts, Decision, Feedback, PetitionChange, Placement};
-pub use error::{Result, StoreError};
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
+pub use error::{Result, StoreError};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
 pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
@@ -76,9 +76,7 @@ impl Store {
         let unique = |keys: Document| IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build();
         let plain = |keys: Document| IndexModel::builder().keys(keys).build();
         let petitions = self.db.collection::<Document>(PETITIONS);
-        petitions
-            .create_index(unique(doc! { "source.channel": 1, "source.message_id": 1 }))
-            .await?;
+        petitions.create_index(unique(doc! { "source.channel": 1, "source.message_id": 1 })).await?;
         // The citizen's latest petition, for WeChat attachments.
         petitions.create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 })).await?;
         petitions.create_index(plain(doc! { "clock.next_at": 1 })).await?;

@@ -1,13 +1,12 @@
-//! The stored shapes (DESIGN §5, CONTRACT field names).
+//! The stored shapes (`docs/contract.md` §5).
 
 use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 
 use super::OutboxMessage;
 use crate::domain::{
-    Closure, UnitPath,
-    Attachment, AttachmentKind, Category, Citizen, Classification, GeoJsonPoint, LocationRecord, NewPetition, PetitionId, Rating,
-    ReceiptTimeNote, RoutingHints, Source, Status,
+    Attachment, AttachmentKind, Category, Citizen, Classification, Closure, GeoJsonPoint, LocationRecord, NewPetition, PetitionId, Rating,
+    ReceiptTimeNote, RoutingHints, Source, Status, UnitPath,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +113,7 @@ pub struct PetitionRecord {
     pub status: Status,
     pub deadlines: Option<DeadlinesRecord>,
     pub escalation_level: i32,
-    /// The running clocks (DESIGN §8); set by routing, kept by the deadline role.
+    /// The running clocks (`docs/contract.md` §8); set by routing, kept by the deadline role.
     #[serde(default)]
     pub clock: Option<super::ClockRecord>,
     /// How many times the petition has been dispatched to a unit.

@@ -1,9 +1,11 @@
 //! The KPI counts, by one MongoDB aggregation over `petitions`.
 
 use futures::TryStreamExt;
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::{self, Bson, DateTime, Document, doc};
 
+use super::fields as f;
 use super::{PETITIONS, Result, Store};
+use crate::domain::{Closure, Rating, Status};
 use crate::report::{Counts, GroupBy};
 
 /// 1 when `expr` holds, else 0: summed per group.
@@ -19,20 +21,22 @@ impl Store {
     /// Petitions received in `[from, to)`, grouped by `by` (one total row without).
     pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>) -> Result<Vec<Counts>> {
         let key = by.map_or(Bson::Null, |b| Bson::String(b.field().to_owned()));
+        let field = |path: &str| format!("${path}");
+        let rated = eq(&field(f::CLOSURE), bson::to_bson(&Closure::Rated)?);
         let pipeline = vec![
             doc! { "$match": { "received_at": { "$gte": from, "$lt": to } } },
             doc! { "$group": {
                 "_id": key,
                 "received": { "$sum": 1 },
-                "closed": count_if(eq("$status", "closed")),
-                "responded_on_time": count_if(eq("$kpi.responded_on_time", true)),
-                "responded_late": count_if(eq("$kpi.responded_on_time", false)),
-                "resolved_on_time": count_if(eq("$kpi.resolved_on_time", true)),
-                "resolved_late": count_if(eq("$kpi.resolved_on_time", false)),
-                "rated": count_if(eq("$closure", "rated")),
-                "satisfied": count_if(doc! { "$and": [eq("$closure", "rated"), doc! { "$ne": ["$rating.value", "unsatisfied"] }] }),
-                "escalations": { "$sum": "$escalations" },
-                "refusals": { "$sum": "$refusals" },
+                "closed": count_if(eq(&field(f::STATUS), bson::to_bson(&Status::Closed)?)),
+                "responded_on_time": count_if(eq(&field(f::KPI_RESPONDED_ON_TIME), true)),
+                "responded_late": count_if(eq(&field(f::KPI_RESPONDED_ON_TIME), false)),
+                "resolved_on_time": count_if(eq(&field(f::KPI_RESOLVED_ON_TIME), true)),
+                "resolved_late": count_if(eq(&field(f::KPI_RESOLVED_ON_TIME), false)),
+                "rated": count_if(rated.clone()),
+                "satisfied": count_if(doc! { "$and": [rated, doc! { "$ne": [field(f::RATING_VALUE), bson::to_bson(&Rating::Unsatisfied)?] }] }),
+                "escalations": { "$sum": field(f::ESCALATIONS) },
+                "refusals": { "$sum": field(f::REFUSALS) },
             } },
             doc! { "$sort": { "_id": 1 } },
         ];

@@ -1,4 +1,4 @@
-//! The broker topology (DESIGN §3) behaves as the contract says.
+//! The broker topology (`docs/contract.md` §3) behaves as the contract says.
 
 use crate::common::{TestApp, teardown, test_settings, wait_for};
 use lapin::options::{BasicGetOptions, BasicNackOptions};

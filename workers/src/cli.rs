@@ -1,4 +1,4 @@
-//! The `nuannan` command line (DESIGN §10).
+//! The `nuannan` command line (`docs/contract.md` §10).
 
 use std::path::PathBuf;
 

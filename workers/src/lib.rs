@@ -23,10 +23,10 @@ use nuannan::config::Settings;
 use nuannan::store::Store;
 
 pub use deadline::DeadlineWorker;
-pub use nuannan::bus::{declare_topology, topology};
 pub use lifecycle::LifecycleWorker;
 pub use normalize::Normalizer;
 pub use notify::NotifyWorker;
+pub use nuannan::bus::{declare_topology, topology};
 pub use route::RouteWorker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -100,7 +100,7 @@ impl LifecycleWorker {
                             actor: actor.clone(),
                             command_id: Some(&cmd.id),
                         };
-                        Decision::Write(lifecycle::change(&context, &t), Verdict::Done(t.status))
+                        Decision::write(lifecycle::change(&context, &t), Verdict::Done(t.status))
                     }
                     Err(refusal) => Decision::Keep(Verdict::Refused(refusal)),
                 }

@@ -55,7 +55,7 @@ impl Normalizer {
         let key = delivery.routing_key.as_str();
         let now = now_millis();
         match intake::parse(key, &delivery.data, now, &self.inner.policy) {
-            Ok(Intake::Petition(p)) => self.batch.submit((p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down").into())),
+            Ok(Intake::Petition(p)) => self.batch.submit((*p, now)).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down").into())),
             Ok(Intake::Attachment(a)) => self.inner.attachment(&a).await,
             Ok(Intake::ChannelEvent(e)) => {
                 self.inner.store.record_channel_event(&e).await?;

@@ -74,7 +74,7 @@ impl NotifyWorker {
                     // Sent already (a redelivery), or rated meanwhile.
                     return Decision::Keep(());
                 }
-                Decision::Write(self.feedback(p), ())
+                Decision::write(self.feedback(p), ())
             })
             .await?;
         match changed {

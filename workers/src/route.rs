@@ -115,7 +115,7 @@ impl Inner {
                     return Decision::Keep(None);
                 }
                 let decision = self.router.decide(&input(p));
-                Decision::Write(routed(p, &decision, self.warn_ratio), Some(decision))
+                Decision::write(routed(p, &decision, self.warn_ratio), Some(decision))
             })
             .await?;
         match changed {

@@ -1,9 +1,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::lifecycle::expire_rating;
 use crate::clock::deadlines::default_policy;
 use crate::domain::{Actor, PetitionId, RefuseReason};
+use crate::lifecycle::expire_rating;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
