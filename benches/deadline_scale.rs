@@ -102,7 +102,8 @@ async fn run(args: &Args, settings: &Settings, store: &Store, finds: &AtomicU64,
     let mut tasks = Vec::new();
     for _ in 0..args.workers {
         let publisher = Publisher::open(&conn, topology(settings)).await?;
-        let worker = DeadlineWorker::new(settings, store.clone(), publisher).await?;
+        let policy = settings.deadline_policy(nuannan::clock::SharedCalendar::new(nuannan::clock::Calendar::bundled()));
+        let worker = DeadlineWorker::new(settings, store.clone(), publisher, policy).await?;
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move { worker.run(&token).await }));
     }
@@ -251,7 +252,7 @@ fn record(n: u32, at: DateTime<Utc>, warning: bool) -> anyhow::Result<Document> 
     let mut r = PetitionRecord::new(petition_id(n), new, received);
     r.status = Status::Assigned;
     r.unit = Some(UNIT.parse().expect("a unit path"));
-    r.deadlines = Some(DeadlinesRecord { respond_by: window.due.into(), resolve_by: resolve.due.into() });
+    r.deadlines = Some(DeadlinesRecord { respond_by: window.due.into(), resolve_by: resolve.due.into(), provisional: false });
     r.clock = Some(clock);
     r.dispatch_attempts = 1;
     Ok(bson::to_document(&r)?)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveTime, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use nuannan::clock::{Calendar, DeadlinePolicy};
+use nuannan::clock::{Calendar, DeadlinePolicy, SharedCalendar};
 use nuannan::domain::{Category, GeoPoint};
 use nuannan::routing::{Classifier, Registry, RouteInput, Router};
 
@@ -17,7 +17,7 @@ fn router() -> Router {
         deadlines: DeadlinePolicy {
             respond_within: chrono::Duration::hours(4),
             office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
-            calendar: Arc::new(Calendar::bundled()),
+            calendar: SharedCalendar::new(Calendar::bundled()),
         },
     }
 }

@@ -53,11 +53,8 @@ fn samples(run: &str) -> Vec<Sample> {
             what: "WeChat location (attaches to the text)",
             channel: "wechat",
             key: format!("{run}02"),
-            body: wechat(
-                "location",
-                "<Location_X>36.0465</Location_X><Location_Y>120.2945</Location_Y><Scale>16</Scale><Label><![CDATA[团岛二路]]></Label>",
-                &format!("{run}02"),
-            ),
+            // WeChat reports GCJ-02: the datum of a point in 团岛 grid 2 as the citizen's phone sends it.
+            body: wechat("location", &gcj02_location(120.2945, 36.0465), &format!("{run}02")),
         },
         Sample {
             what: "WeChat subscribe event",
@@ -102,7 +99,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let topology = topology(settings);
     let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
     let publisher = Publisher::open(&conn, topology.clone()).await?;
-    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = Store::open(&settings.mongodb).await?;
     let samples = samples(&run);
     for s in &samples {
         let mut msg = Outgoing::json(Exchange::Intake, s.channel, s.body.clone().into_bytes(), s.key.clone());
@@ -212,4 +209,14 @@ fn describe(outcome: &Document, receipts: &HashMap<String, String>) -> String {
     let category = outcome.get_str("category").unwrap_or("unclassified");
     let receipt = receipts.get(id).map(String::as_str).unwrap_or("(no receipt yet)");
     format!("petition {id}: {status} → {unit} ({category})\n{:<45}receipt via {receipt}", "")
+}
+
+/// A WeChat location element for a WGS-84 point, in the GCJ-02 datum WeChat sends.
+fn gcj02_location(lng: f64, lat: f64) -> String {
+    let gcj = crate::domain::wgs84_to_gcj02(crate::domain::GeoPoint::new(lng, lat).expect("a valid point"));
+    format!(
+        "<Location_X>{:.6}</Location_X><Location_Y>{:.6}</Location_Y><Scale>16</Scale><Label><![CDATA[团岛二路]]></Label>",
+        gcj.lat(),
+        gcj.lng()
+    )
 }

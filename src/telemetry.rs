@@ -6,7 +6,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry().with(filter).with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init();
 }
 
 /// `13812345678` → `138****5678`; anything short is fully masked.
@@ -27,9 +27,50 @@ pub fn mask_id(id: &str) -> String {
     format!("{head}…")
 }
 
+/// Masks what looks like a phone number (a run of 7 or more digits) or an
+/// openid / user id (a run of 16 or more id characters mixing letters and
+/// digits) inside free text, such as a parser's error quoting its input.
+pub fn mask_text(text: &str) -> String {
+    let is_id_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_id_char) {
+        out.push_str(&rest[..start]);
+        let token_len = rest[start..].find(|c: char| !is_id_char(c)).unwrap_or(rest.len() - start);
+        let token = &rest[start..start + token_len];
+        out.push_str(&mask_token(token));
+        rest = &rest[start + token_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_token(token: &str) -> String {
+    let digits = token.chars().filter(char::is_ascii_digit).count();
+    let letters = token.chars().filter(char::is_ascii_alphabetic).count();
+    if digits == token.len() && digits >= 7 {
+        mask_phone(token)
+    } else if token.len() >= 16 && digits > 0 && letters > 0 {
+        mask_id(token)
+    } else {
+        token.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_quoting_a_phone_or_an_openid_is_masked() {
+        let serde = r#"invalid type: string "13812345678", expected u8 at line 1 column 40"#;
+        assert_eq!(mask_text(serde), r#"invalid type: string "138****5678", expected u8 at line 1 column 40"#);
+        let openid = "unknown citizen oUpF8uMuAJO_M2pxb1Q9zNjWeS6o in 团岛";
+        assert_eq!(mask_text(openid), "unknown citizen oUpF… in 团岛");
+        // Ordinary words, codes and short numbers stay readable.
+        assert_eq!(mask_text("missing field `request_id` at line 12"), "missing field `request_id` at line 12");
+        assert_eq!(mask_text("petition 20261128-000001"), "petition 20261128-000001");
+    }
 
     #[test]
     fn phone_keeps_prefix_and_last_four() {

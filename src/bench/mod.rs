@@ -28,7 +28,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     settings.namespace = format!("bench-{}", &id[..12]);
     settings.mongodb.database = format!("bench_{}", &id[..12]);
     crate::bus::declare_topology(&settings).await?;
-    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = Store::open(&settings.mongodb).await?;
     store.ensure_indexes().await?;
     let conn = crate::bus::connect(&settings.amqp.url, "nuannan-bench").await?;
 

@@ -5,9 +5,9 @@ mod consumer;
 mod publisher;
 mod topology;
 
-pub use consumer::{Consume, Failure, Handler, Outcome, consume};
+pub use consumer::{Consume, ConsumeError, Failure, Handler, Outcome, Settle, consume, settlement};
 pub use publisher::{Outgoing, PublishError, Publisher};
-pub use topology::{Exchange, Topology, WorkQueue};
+pub use topology::{Exchange, OperatorQueueLimits, Topology, WorkQueue};
 
 use anyhow::Context;
 use lapin::{Connection, ConnectionProperties};
@@ -29,7 +29,11 @@ pub fn record_petition(id: &impl std::fmt::Display) {
 
 /// The topology of the configured namespace.
 pub fn topology(settings: &Settings) -> Topology {
-    Topology::new(&settings.namespace, settings.amqp.delivery_limit)
+    Topology::new(&settings.namespace, settings.amqp.delivery_limit).with_limits(OperatorQueueLimits {
+        dead_max_length: settings.amqp.dead_max_length,
+        unrouted_max_length: settings.amqp.unrouted_max_length,
+        ttl: std::time::Duration::from_secs(u64::from(settings.retention.days) * 86_400),
+    })
 }
 
 /// Declares the broker topology once (`nuannan topology`); every role also

@@ -40,6 +40,8 @@ pub enum PublishError {
     Returned { exchange: String, routing_key: String, reply_code: u16, reply_text: String },
     #[error("the channel is not in confirm mode")]
     ConfirmsOff,
+    #[error("no confirm from the broker within {0:?}")]
+    ConfirmTimeout(std::time::Duration),
     #[error("publishing failed: {0}")]
     Amqp(#[from] lapin::Error),
 }
@@ -49,6 +51,9 @@ pub enum PublishError {
 pub struct Publisher {
     channel: Channel,
     topology: Topology,
+    /// A confirm that never comes (a blocked or partitioned broker) fails the
+    /// publish after this long, instead of stalling the delivery forever.
+    confirm_timeout: std::time::Duration,
     /// The publishing role's counters.
     metrics: &'static crate::ops::RoleMetrics,
 }
@@ -57,7 +62,31 @@ impl Publisher {
     pub async fn open(conn: &Connection, topology: Topology) -> Result<Self, PublishError> {
         let channel = conn.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel, topology, metrics: crate::ops::metrics().role("client") })
+        Ok(Publisher { channel, topology, confirm_timeout: DEFAULT_CONFIRM_TIMEOUT, metrics: crate::ops::metrics().role("client") })
+    }
+
+    pub fn with_confirm_timeout(self, confirm_timeout: std::time::Duration) -> Self {
+        Publisher { confirm_timeout, ..self }
+    }
+
+    /// Whether the channel still works: a channel the broker closed (an
+    /// error, a lost connection) cannot publish again, so its role reconnects.
+    pub fn is_open(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Resolves once the channel is no longer usable.
+    pub async fn closed(&self) {
+        while self.is_open() {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn confirmation(&self, confirm: lapin::PublisherConfirm) -> Result<Confirmation, PublishError> {
+        match tokio::time::timeout(self.confirm_timeout, confirm).await {
+            Ok(confirmation) => Ok(confirmation?),
+            Err(_) => Err(PublishError::ConfirmTimeout(self.confirm_timeout)),
+        }
     }
 
     pub fn for_role(self, role: &'static str) -> Self {
@@ -84,15 +113,23 @@ impl Publisher {
                     properties(msg),
                 )
                 .await?;
-            pending.push((exchange, &msg.routing_key, confirm));
+            pending.push((msg.exchange, exchange, &msg.routing_key, confirm));
         }
-        for (exchange, routing_key, confirm) in pending {
-            confirmed(confirm.await?, &exchange, routing_key)?;
+        for (kind, exchange, routing_key, confirm) in pending {
+            match confirmed(self.confirmation(confirm).await?, &exchange, routing_key) {
+                Err(PublishError::Returned { reply_code: NO_ROUTE, .. }) if kind.unroutable_is_fine() => {}
+                other => other?,
+            }
         }
         self.metrics.published.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
+
+/// AMQP's reply code for a mandatory message no queue was bound for.
+const NO_ROUTE: u16 = 312;
+
+const DEFAULT_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A confirm is a success only as a plain ack: a nack or a return is a failure.
 fn confirmed(confirmation: Confirmation, exchange: &str, routing_key: &str) -> Result<(), PublishError> {
@@ -131,7 +168,7 @@ impl Publisher {
                 props,
             )
             .await?;
-        confirmed(confirm.await?, &exchange, delivery.routing_key.as_str())
+        confirmed(self.confirmation(confirm).await?, &exchange, delivery.routing_key.as_str())
     }
 
     /// Answers a request on its `reply_to` queue (default exchange), with
@@ -152,7 +189,7 @@ impl Publisher {
                 props,
             )
             .await?;
-        confirmed(confirm.await?, "", reply_to)
+        confirmed(self.confirmation(confirm).await?, "", reply_to)
     }
 }
 

@@ -17,9 +17,10 @@ pub enum Exchange {
     Escalations,
     Outbound,
     Dead,
-    /// Alternate exchange of the fan-out exchanges: a message no consumer has
-    /// bound for yet (a unit's handler app offline, no supervisor queue) is
-    /// kept in `{ns}.unrouted` instead of being returned or dropped.
+    /// Alternate exchange of the exchanges whose messages must reach a
+    /// person: a message no consumer has bound for yet (a unit's handler app
+    /// offline, no supervisor queue) is kept in `{ns}.unrouted` instead of
+    /// being returned or dropped.
     Unrouted,
 }
 
@@ -47,9 +48,18 @@ impl Exchange {
         Exchange::Dead,
     ];
 
-    /// Intake binds `#`, so it never needs the alternate; dead is the end of the line.
+    /// Dispatch, escalations, outbound and commands carry what a person must
+    /// see, so unbound ones are kept. Events are already stored in `events`:
+    /// one nobody subscribes to is simply not delivered (see
+    /// [`Exchange::unroutable_is_fine`]). Intake binds `#`; dead is the end of the line.
     fn has_alternate(self) -> bool {
-        !matches!(self, Exchange::Intake | Exchange::Dead | Exchange::Unrouted)
+        matches!(self, Exchange::Dispatch | Exchange::Escalations | Exchange::Outbound | Exchange::Commands)
+    }
+
+    /// A mandatory publish returned for want of a binding is not a failure
+    /// here: the message is on record elsewhere (events in `events`).
+    pub fn unroutable_is_fine(self) -> bool {
+        self == Exchange::Events
     }
 }
 
@@ -85,15 +95,36 @@ impl WorkQueue {
     const ALL: [WorkQueue; 4] = [WorkQueue::Normalize, WorkQueue::Route, WorkQueue::Lifecycle, WorkQueue::Notify];
 }
 
+/// Bounds of the queues only people drain, so nothing piles up forever.
+/// Past the length the oldest message is dropped; past the TTL it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorQueueLimits {
+    pub dead_max_length: u32,
+    pub unrouted_max_length: u32,
+    /// How long a dead letter or an unrouted message is kept.
+    pub ttl: std::time::Duration,
+}
+
+impl Default for OperatorQueueLimits {
+    fn default() -> Self {
+        OperatorQueueLimits { dead_max_length: 100_000, unrouted_max_length: 100_000, ttl: std::time::Duration::from_secs(30 * 86_400) }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     namespace: String,
     delivery_limit: u32,
+    limits: OperatorQueueLimits,
 }
 
 impl Topology {
     pub fn new(namespace: &str, delivery_limit: u32) -> Self {
-        Topology { namespace: namespace.to_owned(), delivery_limit }
+        Topology { namespace: namespace.to_owned(), delivery_limit, limits: OperatorQueueLimits::default() }
+    }
+
+    pub fn with_limits(self, limits: OperatorQueueLimits) -> Self {
+        Topology { limits, ..self }
     }
 
     pub fn exchange(&self, x: Exchange) -> String {
@@ -126,10 +157,11 @@ impl Topology {
             }
             self.declare_exchange(ch, x, ExchangeKind::Topic, args).await?;
         }
-        // The operators' queues hold what needs a human; no delivery limit on them.
-        self.declare_queue(ch, &self.dead_queue(), self.quorum_args(false)).await?;
+        // The operators' queues hold what needs a human: no delivery limit,
+        // but bounded in length and age.
+        self.declare_queue(ch, &self.dead_queue(), self.operator_args(self.limits.dead_max_length)).await?;
         self.bind(ch, &self.dead_queue(), Exchange::Dead, "#").await?;
-        self.declare_queue(ch, &self.unrouted_queue(), self.quorum_args(false)).await?;
+        self.declare_queue(ch, &self.unrouted_queue(), self.operator_args(self.limits.unrouted_max_length)).await?;
         self.bind(ch, &self.unrouted_queue(), Exchange::Unrouted, "").await?;
 
         for q in WorkQueue::ALL {
@@ -179,6 +211,17 @@ impl Topology {
             args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
             args.insert("x-overflow".into(), long_string("reject-publish"));
         }
+        args
+    }
+
+    /// A bounded quorum queue: `drop-head` overflow keeps the newest
+    /// messages, `x-message-ttl` expires old ones (quorum queues support both).
+    fn operator_args(&self, max_length: u32) -> FieldTable {
+        let mut args = self.quorum_args(false);
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(max_length)));
+        args.insert("x-overflow".into(), long_string("drop-head"));
+        let ttl_ms = i64::try_from(self.limits.ttl.as_millis()).unwrap_or(i64::MAX);
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl_ms));
         args
     }
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 
-use super::Calendar;
+use super::SharedCalendar;
 use crate::domain::{Category, Deadlines};
 
 #[derive(Debug, Clone)]
 pub struct DeadlinePolicy {
     pub respond_within: Duration,
     pub office_close: NaiveTime,
-    pub calendar: Arc<Calendar>,
+    pub calendar: Arc<SharedCalendar>,
 }
 
 impl DeadlinePolicy {
@@ -25,12 +25,19 @@ impl DeadlinePolicy {
     /// Asia/Shanghai day of receipt; the day of receipt never counts.
     pub fn resolve_by(&self, received: DateTime<Utc>, working_days: u8) -> DateTime<Utc> {
         let day = received.with_timezone(&Shanghai).date_naive();
-        let due = self.calendar.nth_workday_after(day, u32::from(working_days));
+        let due = self.calendar.get().nth_workday_after(day, u32::from(working_days));
         Shanghai
             .from_local_datetime(&due.and_time(self.office_close))
             .earliest()
             .expect("Asia/Shanghai has no DST gaps")
             .with_timezone(&Utc)
+    }
+
+    /// Whether a resolution deadline was computed without the official
+    /// schedule of its day (the weekend rule stood in): it is recomputed when
+    /// that year is imported.
+    pub fn provisional(&self, resolve_by: DateTime<Utc>) -> bool {
+        !self.calendar.get().covers(resolve_by.with_timezone(&Shanghai).date_naive())
     }
 
     pub fn deadlines(&self, received: DateTime<Utc>, working_days: u8) -> Deadlines {
@@ -60,7 +67,7 @@ pub(crate) fn default_policy() -> DeadlinePolicy {
     DeadlinePolicy {
         respond_within: Duration::hours(4),
         office_close: NaiveTime::from_hms_opt(17, 30, 0).unwrap(),
-        calendar: Arc::new(Calendar::bundled()),
+        calendar: SharedCalendar::new(super::Calendar::bundled()),
     }
 }
 

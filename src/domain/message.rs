@@ -24,6 +24,8 @@ pub enum EventType {
     Warned,
     Transferred,
     Refused,
+    /// A provisional resolution deadline recomputed on the official calendar.
+    DeadlineChanged,
 }
 
 impl EventType {
@@ -45,6 +47,7 @@ impl EventType {
             EventType::Warned => "warned",
             EventType::Transferred => "transferred",
             EventType::Refused => "refused",
+            EventType::DeadlineChanged => "deadline_changed",
         }
     }
 

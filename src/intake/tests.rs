@@ -1,7 +1,7 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
-use crate::domain::{AttachmentKind, Category, ReceiptTimeNote};
+use crate::domain::{AttachmentKind, Category, ReceiptTimeNote, wgs84_to_gcj02};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -57,8 +57,23 @@ fn wechat_location_is_an_attachment_with_lat_lng_swapped_right() {
     let Intake::Attachment(a) = parse_ok("wechat", fixture!("location.xml")) else { panic!() };
     assert_eq!(a.attachment.kind, AttachmentKind::Location);
     let p = a.attachment.point.unwrap();
-    assert_eq!((p.lng(), p.lat()), (113.358803, 23.134521));
+    // Location_Y 113.358803 / Location_X 23.134521 (GCJ-02), converted to WGS-84.
+    assert!((p.lng() - 113.353323).abs() < 1e-6 && (p.lat() - 23.137058).abs() < 1e-6, "{p:?}");
     assert_eq!(a.attachment.label.as_deref(), Some("位置信息"));
+}
+
+#[test]
+fn wechat_location_is_stored_as_wgs84() {
+    // A GCJ-02 point on 团岛二路 as WeChat would send it.
+    let body = fixture!("location.xml").replace("23.134521", "36.0465").replace("113.358803", "120.2945");
+    let Intake::Attachment(a) = parse_ok("wechat", &body) else { panic!() };
+    let p = a.attachment.point.unwrap();
+    // WGS-84 lies about 0.005° (450 m) west and 0.0001° (13 m) south of GCJ-02 here.
+    assert!((p.lng() - 120.289490).abs() < 1e-6 && (p.lat() - 36.046379).abs() < 1e-6, "{p:?}");
+    let (d_lng, d_lat) = (120.2945 - p.lng(), 36.0465 - p.lat());
+    assert!((0.004..0.006).contains(&d_lng) && (0.0..0.0005).contains(&d_lat), "{d_lng} {d_lat}");
+    let gcj = wgs84_to_gcj02(p);
+    assert!((gcj.lng() - 120.2945).abs() < 1e-7 && (gcj.lat() - 36.0465).abs() < 1e-7, "round trip to WeChat's value: {gcj:?}");
 }
 
 #[test]

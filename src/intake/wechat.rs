@@ -5,7 +5,9 @@ use serde::Deserialize;
 
 use super::text::{invalid, optional, required};
 use super::{ChannelEvent, HeldAttachment, Intake, RejectReason, Rejection};
-use crate::domain::{Attachment, AttachmentKind, Channel, Citizen, GeoPoint, NewPetition, ReceiptClock, RoutingHints, Source};
+use crate::domain::{
+    Attachment, AttachmentKind, Channel, Citizen, GeoPoint, NewPetition, ReceiptClock, RoutingHints, Source, gcj02_to_wgs84,
+};
 
 /// Every element optional so that XML syntax errors (`malformed`) are told
 /// apart from missing or bad fields (`invalid`).
@@ -64,7 +66,9 @@ fn message(xml: WechatXml, first_seen: DateTime<Utc>, clock: &ReceiptClock) -> R
         "location" => {
             let lat = coordinate("Location_X", xml.location_x)?;
             let lng = coordinate("Location_Y", xml.location_y)?;
-            let point = GeoPoint::new(lng, lat).map_err(|e| invalid(e.to_string()))?;
+            // WeChat sends Tencent-map coordinates, GCJ-02; we store WGS-84.
+            let gcj = GeoPoint::new(lng, lat).map_err(|e| invalid(e.to_string()))?;
+            let point = gcj02_to_wgs84(gcj);
             return attachment(AttachmentKind::Location, Some(point), optional(xml.label), None);
         }
         "image" => {

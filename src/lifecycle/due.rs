@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::machine::{Breach, Env, Handover, State, Transition};
+use super::machine::{Breach, Env, Handover, State, Tally, Transition};
 use crate::clock::{ClockKind, Clocks, Due, escalate};
 use crate::domain::{Closure, Deadlines, EscalationReason, EventType, Status};
 
@@ -48,10 +48,13 @@ fn warn(s: &State, kind: ClockKind, env: &Env) -> Transition {
     t
 }
 
-/// A missed deadline hands the petition one level up (the district, the
-/// top, keeps it) with fresh windows. The new unit must accept it, so it is
-/// handed over `assigned` (a triaged petition stays in triage for the
-/// dispatcher), and the missed clock is recorded as not on time.
+/// A missed deadline hands the petition one level up with fresh windows.
+/// The new unit must accept it, so it is handed over `assigned` (a triaged
+/// petition stays in triage for the dispatcher), and the missed clock is
+/// recorded as not on time. The district, the top, keeps it: there the
+/// breach is re-announced with fresh windows, but it is not a new breach
+/// (no `breaches` entry, no escalation counted) — the one that brought it
+/// there is already on record.
 fn breach(s: &State, kind: ClockKind, env: &Env) -> Transition {
     let esc = escalate(&s.clocks, kind, s.unit, env.now, env.policy, s.working_days);
     let status = if s.status == Status::Triage { Status::Triage } else { Status::Assigned };
@@ -70,13 +73,15 @@ fn breach(s: &State, kind: ClockKind, env: &Env) -> Transition {
         ClockKind::Respond => EscalationReason::ResponseOverdue,
         ClockKind::Resolve => EscalationReason::ResolutionOverdue,
     };
+    let breach = (!esc.at_top).then(|| Breach { clock: kind, unit: s.unit.clone(), due_at: esc.due_at });
     t.handover = Some(Handover {
         to: esc.to_unit,
         reason: Some(reason),
+        tally: if esc.at_top { Tally::None } else { Tally::Escalation },
         due_at: esc.due_at,
         level_up: !esc.at_top,
         dispatch: true,
-        breach: Some(Breach { clock: kind, unit: s.unit.clone(), due_at: esc.due_at }),
+        breach,
     });
     t
 }
@@ -134,6 +139,18 @@ mod tests {
         assert_eq!((h.to.as_str(), h.level_up, h.dispatch), ("shinan.badaxia", true, true));
         assert_eq!(h.breach.unwrap().unit, unit);
         assert!(t.clocks.respond.is_some(), "the street must respond afresh");
+    }
+
+    #[test]
+    fn a_breach_at_the_district_is_re_announced_not_counted_again() {
+        let received = at("2026-11-23T09:00:00+08:00");
+        let district: UnitPath = "shinan".parse().unwrap();
+        let respond = Window::new(received, at("2026-11-23T13:00:00+08:00"));
+        let s = state(Status::Assigned, &district, Clocks { respond: Some(respond), resolve: None, rating_by: None });
+        let DueAction::Transition(t) = decide(&s, "2026-11-23T14:00:00+08:00") else { panic!("re-announced") };
+        let h = t.handover.unwrap();
+        assert_eq!((h.to, h.level_up, h.dispatch, h.reason), (district, false, true, Some(EscalationReason::ResponseOverdue)));
+        assert_eq!((h.tally, h.breach), (Tally::None, None));
     }
 
     #[test]

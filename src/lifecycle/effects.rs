@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::machine::{State, Transition};
-use crate::clock::ClockKind;
+use super::machine::{State, Tally, Transition};
+use crate::clock::{ClockKind, DeadlinePolicy};
 use crate::domain::{Assignment, Deadlines, EscalationNotice, EscalationReason, Event, Person, Status, UnitPath};
 use crate::store::{
     BreachRecord, ClockRecord, CommandEntry, Counts, Feedback, OutboxMessage, PetitionChange, PetitionRecord, RatingRecord, ResultRecord,
@@ -21,6 +21,8 @@ pub struct Context<'a> {
     pub unit: &'a UnitPath,
     pub now: DateTime<Utc>,
     pub warn_ratio: f64,
+    /// Tells which deadlines the official calendar does not cover yet.
+    pub policy: &'a DeadlinePolicy,
     /// The unit's directly responsible person, from the registry.
     pub handler_of: &'a (dyn Fn(&UnitPath) -> Option<Person> + Sync),
     /// Who acted, for the audit trail (none for a deadline).
@@ -69,6 +71,7 @@ pub fn change(c: &Context, t: &Transition) -> PetitionChange {
         status: Some(t.status),
         clocks: Some(ClockRecord::new(&t.clocks, c.warn_ratio)),
         deadlines: Some(t.deadlines),
+        provisional: c.policy.provisional(t.deadlines.resolve_by),
         responded_on_time: t.responded_on_time,
         resolved_on_time: t.resolved_on_time,
         closure: t.closure,
@@ -88,10 +91,11 @@ pub fn change(c: &Context, t: &Transition) -> PetitionChange {
             let notice = notice(c, reason, &h.to, h.due_at, Some(now));
             data["responsible"] = json!(notice.responsible);
             change.outbox.push(OutboxMessage::Escalation { id: format!("{}/escalation/{version}", p.id), notice });
-            match reason {
-                EscalationReason::Refused => counts.refusals = 1,
-                _ => counts.escalations = 1,
-            }
+        }
+        match h.tally {
+            Tally::Escalation => counts.escalations = 1,
+            Tally::Refusal => counts.refusals = 1,
+            Tally::None => {}
         }
         if h.level_up {
             counts.escalation_level = 1;

@@ -71,9 +71,10 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handover {
     pub to: UnitPath,
-    /// Announced on `{ns}.escalations` when set; counted in `refusals` for
-    /// a refusal, in `escalations` otherwise.
+    /// Announced on `{ns}.escalations` when set.
     pub reason: Option<EscalationReason>,
+    /// Which counter the handover adds to.
+    pub tally: Tally,
     /// The deadline the notice reports (the breached window's, or the
     /// citizen's resolution deadline).
     pub due_at: DateTime<Utc>,
@@ -83,6 +84,27 @@ pub struct Handover {
     pub dispatch: bool,
     /// A missed deadline, recorded in `breaches` against the unit that held it.
     pub breach: Option<Breach>,
+}
+
+/// What a handover counts as, for the KPI report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// `escalations` + 1: a breach, 上报, an unsatisfied reopening.
+    Escalation,
+    /// `refusals` + 1: 退单.
+    Refusal,
+    /// Neither: a platform transfer, or a breach re-announced at the district.
+    None,
+}
+
+impl Tally {
+    fn of(reason: Option<EscalationReason>) -> Tally {
+        match reason {
+            Some(EscalationReason::Refused) => Tally::Refusal,
+            Some(_) => Tally::Escalation,
+            None => Tally::None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +163,8 @@ impl Transition {
     /// Hands over for a command: the notice reports the citizen's
     /// resolution deadline, and no deadline was missed.
     fn hand_to(mut self, s: &State, to: UnitPath, reason: Option<EscalationReason>, level_up: bool, dispatch: bool) -> Self {
-        self.handover = Some(Handover { to, reason, due_at: s.deadlines.resolve_by, level_up, dispatch, breach: None });
+        let tally = Tally::of(reason);
+        self.handover = Some(Handover { to, reason, tally, due_at: s.deadlines.resolve_by, level_up, dispatch, breach: None });
         self
     }
 }

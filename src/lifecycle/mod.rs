@@ -8,4 +8,4 @@ mod machine;
 
 pub use due::{DueAction, expire_rating, on_due};
 pub use effects::{Context, assignment, change, state};
-pub use machine::{Breach, Env, Handover, Refusal, State, Transition, apply};
+pub use machine::{Breach, Env, Handover, Refusal, State, Tally, Transition, apply};

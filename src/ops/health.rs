@@ -14,6 +14,8 @@ pub struct Health {
     roles: AtomicUsize,
     sessions: AtomicUsize,
     store: AtomicBool,
+    /// Set when the working-day calendar runs out soon: reported, not fatal.
+    calendar_degraded: AtomicBool,
 }
 
 pub fn health() -> &'static Health {
@@ -38,6 +40,14 @@ impl Health {
     pub fn broker_connected(&self) -> bool {
         let roles = self.roles.load(Ordering::SeqCst);
         roles > 0 && self.sessions.load(Ordering::SeqCst) >= roles
+    }
+
+    pub fn set_calendar(&self, ok: bool) {
+        self.calendar_degraded.store(!ok, Ordering::SeqCst);
+    }
+
+    pub fn calendar_ok(&self) -> bool {
+        !self.calendar_degraded.load(Ordering::SeqCst)
     }
 
     pub fn store_connected(&self) -> bool {

@@ -49,7 +49,9 @@ fn respond(path: &str) -> (&'static str, &'static str, String) {
     let (broker, store) = (h.broker_connected(), h.store_connected());
     match path {
         "/healthz" => {
-            let body = serde_json::json!({ "broker": broker, "store": store }).to_string();
+            // A calendar about to run out needs an operator, not a restart: still 200.
+            let calendar = if crate::ops::health().calendar_ok() { "ok" } else { "degraded" };
+            let body = serde_json::json!({ "broker": broker, "store": store, "calendar": calendar }).to_string();
             let status = if broker && store { "200 OK" } else { "503 Service Unavailable" };
             (status, "application/json", body)
         }

@@ -40,6 +40,14 @@ impl RoleMetrics {
 #[derive(Default)]
 pub struct Metrics {
     roles: Mutex<BTreeMap<&'static str, &'static RoleMetrics>>,
+    /// Batches whose work panicked; the batcher carried on.
+    pub batch_panics: AtomicU64,
+    /// Messages waiting in the queues only people drain (`{ns}.dead`,
+    /// `{ns}.unrouted`), by queue: alert when they grow.
+    queue_depths: Mutex<BTreeMap<String, u64>>,
+    /// Days from today to the last day the working-day calendar covers.
+    calendar_days_ahead: std::sync::atomic::AtomicI64,
+    calendar_known: std::sync::atomic::AtomicBool,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -52,6 +60,15 @@ impl Metrics {
     pub fn role(&self, role: &'static str) -> &'static RoleMetrics {
         let mut roles = self.roles.lock().expect("metrics lock");
         roles.entry(role).or_insert_with(|| Box::leak(Box::default()))
+    }
+
+    pub fn set_queue_depth(&self, queue: &str, depth: u64) {
+        self.queue_depths.lock().expect("metrics lock").insert(queue.to_owned(), depth);
+    }
+
+    pub fn set_calendar_days_ahead(&self, days: i64) {
+        self.calendar_days_ahead.store(days, Ordering::Relaxed);
+        self.calendar_known.store(true, Ordering::Relaxed);
     }
 }
 
@@ -87,6 +104,20 @@ pub fn render(broker: bool, store: bool) -> String {
         let _ = writeln!(out, "{name}_bucket{{role=\"{role}\",le=\"+Inf\"}} {total}");
         let _ = writeln!(out, "{name}_sum{{role=\"{role}\"}} {}", m.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count{{role=\"{role}\"}} {total}");
+    }
+    let m = metrics();
+    let name = "nuannan_batch_panics_total";
+    let _ = writeln!(out, "# HELP {name} Batches whose work panicked (the batcher restarted).\n# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", m.batch_panics.load(Ordering::Relaxed));
+    let name = "nuannan_queue_depth";
+    let _ = writeln!(out, "# HELP {name} Messages in the queues only people drain.\n# TYPE {name} gauge");
+    for (queue, depth) in m.queue_depths.lock().expect("metrics lock").iter() {
+        let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {depth}");
+    }
+    if m.calendar_known.load(Ordering::Relaxed) {
+        let name = "nuannan_calendar_days_ahead";
+        let _ = writeln!(out, "# HELP {name} Days until the working-day calendar runs out.\n# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {}", m.calendar_days_ahead.load(Ordering::Relaxed));
     }
     for (name, up) in [("nuannan_broker_connected", broker), ("nuannan_store_connected", store)] {
         let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", u8::from(up));

@@ -22,6 +22,8 @@ pub struct PetitionChange {
     pub placement: Option<Placement>,
     pub clocks: Option<ClockRecord>,
     pub deadlines: Option<Deadlines>,
+    /// With `deadlines`: the resolution deadline is provisional (see `DeadlinesRecord`).
+    pub provisional: bool,
     /// Punctuality facts: each is kept the first time it is known.
     pub responded_on_time: Option<bool>,
     pub resolved_on_time: Option<bool>,
@@ -127,7 +129,8 @@ impl PetitionChange {
             set.insert(f::CLOCK, bson::to_bson(clocks)?);
         }
         if let Some(d) = &self.deadlines {
-            let record = super::DeadlinesRecord { respond_by: d.respond_by.into(), resolve_by: d.resolve_by.into() };
+            let record =
+                super::DeadlinesRecord { respond_by: d.respond_by.into(), resolve_by: d.resolve_by.into(), provisional: self.provisional };
             set.insert(f::DEADLINES, bson::to_bson(&record)?);
         }
         if let (Some(on_time), None) = (self.responded_on_time, current.kpi.responded_on_time) {

@@ -1,6 +1,7 @@
-//! Refused commands, remembered by `command_id` so a repeat gets the same
-//! answer. (Applied commands are remembered inside the petition, in the
-//! same write as their effect.)
+//! Refused commands, remembered by petition and `command_id` so a repeat
+//! gets the same answer. (Applied commands are remembered inside the
+//! petition, in the same write as their effect.) A `command_id` is unique
+//! per sender, not worldwide: two apps may reuse one for different petitions.
 
 use mongodb::bson::{self, doc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,10 @@ pub const COMMANDS: &str = "commands";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefusedCommand {
+    /// `<petition_id>/<command_id>`, or `-/<command_id>` when the petition
+    /// could not be read.
     #[serde(rename = "_id")]
+    pub key: String,
     pub command_id: String,
     pub petition_id: Option<String>,
     pub command: String,
@@ -22,9 +26,16 @@ pub struct RefusedCommand {
     pub detail: Option<String>,
 }
 
+impl RefusedCommand {
+    pub fn key(petition_id: Option<&str>, command_id: &str) -> String {
+        format!("{}/{command_id}", petition_id.unwrap_or("-"))
+    }
+}
+
 impl Store {
-    pub async fn remembered_reply(&self, command_id: &str) -> Result<Option<CommandReply>> {
-        let found = self.collection::<RefusedCommand>(COMMANDS).find_one(doc! { "_id": command_id }).await?;
+    pub async fn remembered_reply(&self, petition_id: Option<&str>, command_id: &str) -> Result<Option<CommandReply>> {
+        let key = RefusedCommand::key(petition_id, command_id);
+        let found = self.collection::<RefusedCommand>(COMMANDS).find_one(doc! { "_id": key }).await?;
         Ok(found.map(|c| c.reply))
     }
 
@@ -34,7 +45,8 @@ impl Store {
         match self.collection::<RefusedCommand>(COMMANDS).insert_one(refused).await {
             Ok(_) => Ok(refused.reply.clone()),
             Err(e) if is_duplicate_key(&e) => {
-                Ok(self.remembered_reply(&refused.command_id).await?.unwrap_or_else(|| refused.reply.clone()))
+                let found = self.collection::<RefusedCommand>(COMMANDS).find_one(doc! { "_id": &refused.key }).await?;
+                Ok(found.map_or_else(|| refused.reply.clone(), |c| c.reply))
             }
             Err(e) => Err(e.into()),
         }

@@ -13,6 +13,7 @@ pub const AREA: &str = "area";
 pub const CLOCK: &str = "clock";
 pub const CLOCK_NEXT_AT: &str = "clock.next_at";
 pub const DEADLINES: &str = "deadlines";
+pub const DEADLINES_PROVISIONAL: &str = "deadlines.provisional";
 pub const UPDATED_AT: &str = "updated_at";
 pub const OUTBOX: &str = "outbox";
 pub const COMMANDS: &str = "commands";

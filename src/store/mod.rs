@@ -2,6 +2,7 @@
 
 mod attachments;
 mod batch;
+mod calendars;
 mod change;
 mod channel_events;
 mod clock;
@@ -18,6 +19,7 @@ mod report;
 mod routing;
 
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
+pub use calendars::CALENDARS;
 pub use change::{BreachRecord, Changed, Counts, Decision, Feedback, PetitionChange, Placement};
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
@@ -25,12 +27,12 @@ pub use error::{Result, StoreError};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
 pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
-pub use rejections::RejectionRecord;
+pub use rejections::{RawRetention, RejectionRecord};
 pub use routing::{REGISTRY, UNITS, area};
 
 use anyhow::Context;
 use mongodb::bson::{Document, doc};
-use mongodb::options::IndexOptions;
+use mongodb::options::{Acknowledgment, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 pub const PETITIONS: &str = "petitions";
@@ -46,8 +48,23 @@ pub struct Store {
 }
 
 impl Store {
+    /// Connects as configured: `mongodb.uri`, `mongodb.database`, and the
+    /// write concern (`mongodb.write_concern`, `mongodb.journal`).
+    pub async fn open(settings: &crate::config::MongoSettings) -> anyhow::Result<Self> {
+        Self::connect_with(&settings.uri, &settings.database, settings.write_concern()).await
+    }
+
+    /// Connects with the default write concern, `w: majority, j: true`.
     pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Self> {
+        Self::connect_with(uri, database, durable()).await
+    }
+
+    /// "Ack after a durable write" means this write concern: acknowledged by
+    /// a majority of the replica set and in its journal, so an acked effect
+    /// survives a primary's crash (and, on a single mongod, a crash of it).
+    async fn connect_with(uri: &str, database: &str, write_concern: WriteConcern) -> anyhow::Result<Self> {
         let mut options = mongodb::options::ClientOptions::parse(uri).await.context("parsing mongodb.uri")?;
+        options.write_concern = Some(write_concern);
         // Fail fast while the store is down, so workers pause and resume
         // promptly (the driver's default waits 30 s per operation).
         if options.server_selection_timeout.is_none() {
@@ -55,6 +72,10 @@ impl Store {
         }
         let client = Client::with_options(options)?;
         Ok(Store { db: client.database(database) })
+    }
+
+    pub fn write_concern(&self) -> Option<&WriteConcern> {
+        self.db.write_concern()
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -91,12 +112,23 @@ impl Store {
             .await?;
         self.db.collection::<Document>(HELD_ATTACHMENTS).create_index(plain(doc! { "petition_id": 1 })).await?;
         self.db.collection::<Document>(REJECTIONS).create_index(plain(doc! { "received_at": -1 })).await?;
+        // Retention: each record carries its own expiry (`retention.days` at
+        // the time it was written), so changing the setting needs no rebuild.
+        let expiring = IndexOptions::builder().expire_after(std::time::Duration::ZERO).build();
+        self.db
+            .collection::<Document>(REJECTIONS)
+            .create_index(IndexModel::builder().keys(doc! { "expires_at": 1 }).options(expiring).build())
+            .await?;
         Ok(())
     }
 
     fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
         self.db.collection(name)
     }
+}
+
+fn durable() -> WriteConcern {
+    WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build()
 }
 
 /// MongoDB's duplicate-key error, whichever operation raised it.

@@ -84,6 +84,10 @@ pub struct Kpi {
 pub struct DeadlinesRecord {
     pub respond_by: DateTime,
     pub resolve_by: DateTime,
+    /// `resolve_by` was computed without the official schedule of its day
+    /// (the weekend rule stood in); recomputed when that year is imported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

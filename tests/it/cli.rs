@@ -3,7 +3,12 @@
 use std::process::Command;
 
 fn nuannan(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nuannan")).args(args).envs(env.iter().copied()).output().expect("running nuannan")
+    Command::new(env!("CARGO_BIN_EXE_nuannan"))
+        .args(args)
+        .env("NUANNAN__CALENDAR__DIR", format!("{}/data/calendar", crate::common::ROOT))
+        .envs(env.iter().copied())
+        .output()
+        .expect("running nuannan")
 }
 
 #[test]

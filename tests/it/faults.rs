@@ -12,10 +12,11 @@
 //! and passes vacuously; `./scripts/test` and CI always have them.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestApp, app_petition, hotline_order, test_settings, wait_up_to, wechat_text};
+use crate::common::store_server::{StoreServer, mongod_command};
+use crate::common::{TestApp, app_petition, hotline_order, test_settings, wechat_text};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Confirmation};
@@ -41,13 +42,11 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
         return;
     }
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("faults-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let port = free_port();
-    let mut store = StoreServer { command: mongod, port, data: dir.join("db"), logs: dir.join("logs"), process: None };
+    let mut store = StoreServer::new(mongod, &dir);
     store.start().await;
 
     let mut settings = test_settings().await;
-    settings.mongodb.uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    settings.mongodb.uri = store.uri();
     // Every kill and restart returns in-flight deliveries, which the quorum
     // queue counts; give healthy messages room for the faults we inject.
     settings.amqp.delivery_limit = 20;
@@ -237,65 +236,6 @@ fn channel_of(i: usize) -> &'static str {
 
 fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
-}
-
-fn mongod_command() -> Option<String> {
-    if let Ok(cmd) = std::env::var("NUANNAN_FAULT_MONGOD") {
-        return Some(cmd);
-    }
-    let venv = Path::new(crate::common::ROOT).join(".venv/bin/secantusd-py");
-    venv.is_file().then(|| venv.display().to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct StoreServer {
-    command: String,
-    port: u16,
-    data: PathBuf,
-    logs: PathBuf,
-    process: Option<Child>,
-}
-
-impl StoreServer {
-    async fn start(&mut self) {
-        std::fs::create_dir_all(&self.data).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.join("store.log")).unwrap();
-        let data = self.data.display().to_string();
-        let port = self.port.to_string();
-        let args: Vec<&str> = if self.command.ends_with("mongod") {
-            vec!["--port", &port, "--dbpath", &data, "--bind_ip", "127.0.0.1"]
-        } else {
-            vec!["--port", &port, "--storage-path", &data]
-        };
-        let child = Command::new(&self.command).args(args).stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true).spawn().unwrap();
-        self.process = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        wait_up_to("the store to accept connections", Duration::from_secs(60), || async {
-            tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
-        })
-        .await;
-    }
-
-    /// A clean stop (SIGTERM), as an operator's restart does.
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.process.take() {
-            let pid = child.id().unwrap().to_string();
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
-            if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
-                let _ = child.kill().await;
-            }
-        }
-    }
-
-    async fn stop_and_restart(&mut self, down: Duration) -> String {
-        self.stop().await;
-        tokio::time::sleep(down).await;
-        self.start().await;
-        format!("MongoDB stopped for {down:?} and restarted")
-    }
 }
 
 async fn restart_broker() -> String {

@@ -73,7 +73,11 @@ async fn location_after_text_attaches_to_the_latest_petition() {
     let point = attached.get_document("location").unwrap().get_document("point").unwrap();
     assert_eq!(point.get_str("type").unwrap(), "Point");
     let coords = point.get_array("coordinates").unwrap();
-    assert_eq!((coords[0].as_f64().unwrap(), coords[1].as_f64().unwrap()), (120.2945, 36.0465));
+    // WeChat sends GCJ-02; the petition's point is WGS-84.
+    let wgs = nuannan::domain::gcj02_to_wgs84(nuannan::domain::GeoPoint::new(120.2945, 36.0465).unwrap());
+    let (lng, lat) = (coords[0].as_f64().unwrap(), coords[1].as_f64().unwrap());
+    assert!((lng - wgs.lng()).abs() < 1e-9 && (lat - wgs.lat()).abs() < 1e-9, "({lng}, {lat}) is the WGS-84 of the GCJ-02 point");
+    assert!((lng - 120.2945).abs() > 1e-3, "converted, not stored raw");
     assert_eq!(app.count("petitions", doc! {}).await, 1, "a location is not a petition");
     app.cleanup().await;
 }

@@ -111,6 +111,11 @@ async fn the_whole_loop_from_intake_to_closed() {
     );
     let accepted_event = app.find_one("events", doc! { "petition_id": &id, "type": "accepted" }).await.unwrap();
     assert_eq!(accepted_event.get_document("actor").unwrap().get_str("unit").unwrap(), COMMUNITY, "the audit names the actor");
+    for kind in ["rated", "closed"] {
+        let rated = app.find_one("events", doc! { "petition_id": &id, "type": kind }).await.unwrap();
+        assert_eq!(rated.get_document("actor").unwrap(), &doc! { "role": "citizen" }, "no citizen identifier in `{kind}`: {rated}");
+        assert!(!rated.to_string().contains("u-loop"), "{rated}");
+    }
     assert_eq!(
         outbound.messages().await.iter().filter(|m| m.body["petition_id"] == id.as_str()).count(),
         4,
@@ -318,5 +323,19 @@ async fn a_resolution_breach_hands_over_once_and_the_street_finishes_the_job() {
     assert_eq!(notices.len(), 1, "one escalation notice: {notices:?}");
     assert_eq!(notices[0].body["reason"], "resolution_overdue");
     assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "escalated" }).await, 1);
+    app.cleanup().await;
+}
+
+/// A `command_id` is unique per sender, not worldwide: one refused on one
+/// petition says nothing about the same id on another.
+#[tokio::test]
+async fn a_command_id_refused_on_one_petition_is_judged_afresh_on_another() {
+    let (app, c) = app().await;
+    let a = assigned(&app, "reuse-a", "u-ra").await;
+    let b = assigned(&app, "reuse-b", "u-rb").await;
+    assert_eq!(c.send("approve", "same-id", &a, reviewer(), json!({})).await, refused("illegal_transition"));
+    assert_eq!(c.send("accept", "same-id", &b, handler(COMMUNITY), json!({})).await, ok("accepted"));
+    // And a repeat on the first petition still gets its first answer.
+    assert_eq!(c.send("approve", "same-id", &a, reviewer(), json!({})).await, refused("illegal_transition"));
     app.cleanup().await;
 }

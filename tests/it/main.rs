@@ -8,6 +8,7 @@ mod common;
 
 mod classifier_eval;
 mod cli;
+mod correctness;
 mod crash;
 mod deadline;
 mod faults;

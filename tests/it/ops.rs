@@ -10,12 +10,12 @@ use mongodb::bson::doc;
 use nuannan::bus::{Exchange, Outgoing};
 use nuannan_workers::Role;
 
-fn free_addr() -> String {
+pub(crate) fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
 
-async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).await.ok()?;
@@ -79,7 +79,8 @@ async fn health_and_metrics_are_served_and_sigterm_stops_within_ten_seconds() {
         .unwrap();
 
     let health = wait_for("healthy", || async { get(&addr, "/healthz").await.filter(|(s, _)| *s == 200) }).await;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&health.1).unwrap(), serde_json::json!({ "broker": true, "store": true }));
+    let health: serde_json::Value = serde_json::from_str(&health.1).unwrap();
+    assert_eq!((&health["broker"], &health["store"]), (&serde_json::json!(true), &serde_json::json!(true)), "{health}");
 
     for i in 0..50 {
         app.publish_intake("app", app_petition(&format!("m-{i}"), "路灯不亮"), None).await;

@@ -8,6 +8,9 @@
 //! answer arrives.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use std::sync::Arc;
 
 use nuannan::bus::Failure;
@@ -37,17 +40,27 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                     }
                 }
                 let (items, replies): (Vec<I>, Vec<oneshot::Sender<O>>) = batch.into_iter().unzip();
-                let answers = work(items).await;
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
+                // A panic in one batch's work must not take the batcher down
+                // with it: that batch's callers get no answer (and retry), the
+                // next batch is served as usual.
+                match AssertUnwindSafe(work(items)).catch_unwind().await {
+                    Ok(answers) => {
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    Err(_) => {
+                        nuannan::ops::metrics().batch_panics.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(items = replies.len(), "a batch panicked; its deliveries will be retried");
+                    }
                 }
             }
         });
         Batcher { tx }
     }
 
-    /// Submits one item and waits for its answer; `None` if the batch task
-    /// is gone (the worker is shutting down).
+    /// Submits one item and waits for its answer; `None` if its batch
+    /// panicked or the batch task is gone (the worker is shutting down).
     pub async fn submit(&self, item: I) -> Option<O> {
         let (reply, answer) = oneshot::channel();
         self.tx.send((item, reply)).ok()?;
@@ -78,5 +91,22 @@ where
             results
         }
         Err(failure) => items.iter().map(|_| Err(failure.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_batch_is_counted_and_the_next_one_is_served() {
+        let batcher = Batcher::spawn(10, |items: Vec<u32>| async move {
+            assert!(!items.contains(&13), "unlucky item");
+            items.into_iter().map(|i| i * 2).collect::<Vec<_>>()
+        });
+        let before = nuannan::ops::metrics().batch_panics.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(batcher.submit(13).await, None);
+        assert_eq!(batcher.submit(21).await, Some(42));
+        assert!(nuannan::ops::metrics().batch_panics.load(std::sync::atomic::Ordering::Relaxed) > before);
     }
 }

@@ -76,6 +76,20 @@ pub enum Command {
         #[command(subcommand)]
         action: RegistryAction,
     },
+    /// Manage the working-day calendar.
+    Calendar {
+        #[command(subcommand)]
+        action: CalendarAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalendarAction {
+    /// Validate a year file (`date,is_workday,day_type,holiday_name_zh`, every
+    /// date of one year once), store it for every worker, and recompute the
+    /// provisional deadlines of open petitions. Exits non-zero and changes
+    /// nothing when the file is wrong.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,10 +106,11 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Topology => workers::declare_topology(&settings).await,
         Command::Demo => nuannan::demo::run(&settings).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
-        Command::Deadline { from, working_days } => deadline(&settings, &from, working_days),
+        Command::Deadline { from, working_days } => deadline(&settings, &from, working_days).await,
         Command::Bench(args) => nuannan::bench::run(&settings, &args).await,
         Command::Report { from, to, by, format } => report(&settings, from, to, by, format).await,
         Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
+        Command::Calendar { action: CalendarAction::Import { file } } => import_calendar(&settings, &file).await,
     }
 }
 
@@ -125,11 +140,43 @@ fn locate(point: Option<(f64, f64)>, address: Option<String>, file: Option<PathB
     Ok(())
 }
 
-fn deadline(settings: &Settings, from: &str, working_days: u8) -> anyhow::Result<()> {
+/// The deadline as the workers compute it: the same calendar (files and
+/// imported years) and the same policy. Warnings go to stderr, so stdout is
+/// only ever the instant.
+async fn deadline(settings: &Settings, from: &str, working_days: u8) -> anyhow::Result<()> {
     anyhow::ensure!(working_days >= 1, "--working-days must be at least 1");
     let from = chrono::DateTime::parse_from_rfc3339(from).context("--from must be an RFC 3339 instant")?;
-    let due = settings.deadline_policy().resolve_by(from.with_timezone(&chrono::Utc), working_days);
+    let store = nuannan::store::Store::open(&settings.mongodb).await?;
+    let calendar = match store.calendar(&settings.calendar.dir).await {
+        Ok(calendar) => calendar,
+        Err(e) => {
+            eprintln!("nuannan: warning: imported calendar years unavailable ({e:#}); using {} only", settings.calendar.dir.display());
+            nuannan::clock::Calendar::from_dir(&settings.calendar.dir)?
+        }
+    };
+    let policy = settings.deadline_policy(nuannan::clock::SharedCalendar::new(calendar));
+    let due = policy.resolve_by(from.with_timezone(&chrono::Utc), working_days);
+    if policy.provisional(due) {
+        eprintln!(
+            "nuannan: warning: no official working-day calendar for {}: this deadline is provisional (weekends only); import the year with `nuannan calendar import`",
+            due.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y")
+        );
+    }
     println!("{}", due.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339());
+    Ok(())
+}
+
+async fn import_calendar(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let csv = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // Validate before touching anything: a wrong file changes nothing.
+    nuannan::clock::YearFile::parse(&csv).with_context(|| format!("{} is not a valid year file", file.display()))?;
+    let store = nuannan::store::Store::open(&settings.mongodb).await?;
+    let conn = nuannan::bus::connect(&settings.amqp.url, "nuannan-calendar-import").await?;
+    workers::declare_topology(settings).await?;
+    let publisher = nuannan::bus::Publisher::open(&conn, workers::topology(settings)).await?;
+    let imported = crate::calendar::import(settings, &store, &publisher, &csv).await?;
+    let _ = conn.close(200, "done".into()).await;
+    println!("{}", serde_json::json!({ "year": imported.year, "recomputed": imported.recomputed, "deadline_changed": imported.changed }));
     Ok(())
 }
 
@@ -142,7 +189,7 @@ async fn report(
 ) -> anyhow::Result<()> {
     let from = from.map(|s| instant(&s, false)).transpose().context("--from")?.unwrap_or_default();
     let to = to.map(|s| instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
-    let store = nuannan::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = nuannan::store::Store::open(&settings.mongodb).await?;
     let rows: Vec<nuannan::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
     println!("{}", nuannan::report::render(&rows, by, format));
     Ok(())
@@ -166,7 +213,7 @@ fn instant(s: &str, end: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> 
 async fn load_registry(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let registry = Registry::from_json(&source)?;
-    let store = nuannan::store::Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = nuannan::store::Store::open(&settings.mongodb).await?;
     let digest = store.load_registry(&source, &registry).await?;
     println!("{}", serde_json::json!({ "loaded": file, "units": registry.units().count(), "sha256": digest }));
     Ok(())

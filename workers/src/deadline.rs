@@ -41,12 +41,12 @@ pub struct DeadlineWorker {
 }
 
 impl DeadlineWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
+    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
         Ok(DeadlineWorker {
             registry: Arc::new(store.registry().await?),
             store,
             publisher,
-            policy: settings.deadline_policy(),
+            policy,
             warn_ratio: settings.deadline.warn_ratio,
             rating_period: settings.rating_period(),
             interval: Duration::from_millis(settings.deadline.scan_interval_ms),
@@ -120,6 +120,7 @@ impl DeadlineWorker {
                     unit,
                     now,
                     warn_ratio: self.warn_ratio,
+                    policy: &self.policy,
                     handler_of: &handler_of,
                     actor: None,
                     command_id: None,

@@ -2,6 +2,7 @@
 //! publish — driven by the shared consume loop in [`nuannan::bus`]; this module
 //! supervises them: connect, declare, consume, reconnect with backoff.
 
+pub mod calendar;
 pub mod cli;
 
 mod batch;
@@ -19,6 +20,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use nuannan::bus::{self, Publisher, WorkQueue};
+use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
 use nuannan::store::Store;
 
@@ -62,7 +64,7 @@ impl FromStr for Role {
 
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.mongodb.uri, &settings.mongodb.database).await?;
+    let store = Store::open(&settings.mongodb).await?;
     let health = nuannan::ops::health();
     health.expect_roles(roles.len());
     tokio::spawn(health.probe_store(store.clone(), shutdown.clone()));
@@ -70,9 +72,13 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         tokio::spawn(nuannan::ops::serve(settings.ops.http_addr.clone(), shutdown.clone()));
     }
     retry_until_ok("preparing MongoDB indexes", settings, &shutdown, || store.ensure_indexes()).await;
+    tokio::spawn(watch_operator_queues(settings.clone(), shutdown.clone()));
+    let calendar = calendar::load(settings, &store, &shutdown).await?;
+    tokio::spawn(calendar::refresh(settings.clone(), store.clone(), calendar.clone(), shutdown.clone()));
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shutdown) = (settings.clone(), store.clone(), shutdown.clone());
-        tokio::spawn(async move { supervise(role, &settings, &store, &shutdown).await })
+        let policy = settings.deadline_policy(calendar.clone());
+        tokio::spawn(async move { supervise(role, &settings, &store, &policy, &shutdown).await })
     });
     for task in futures::future::join_all(tasks).await {
         task.context("worker task panicked")?;
@@ -81,13 +87,41 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     Ok(())
 }
 
+/// Publishes the depth of `{ns}.dead` and `{ns}.unrouted` as metrics every
+/// 15 s: they only grow when something needs a person.
+async fn watch_operator_queues(settings: Settings, shutdown: CancellationToken) {
+    let topology = topology(&settings);
+    let queues = [topology.dead_queue(), topology.unrouted_queue()];
+    let name = format!("nuannan-{}-queue-watch-{}", settings.namespace, std::process::id());
+    loop {
+        let depths = async {
+            let conn = bus::connect(&settings.amqp.url, &name).await?;
+            let ch = conn.create_channel().await?;
+            for q in &queues {
+                let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+                let info = ch.queue_declare(q.as_str().into(), passive, Default::default()).await?;
+                nuannan::ops::metrics().set_queue_depth(q, u64::from(info.message_count()));
+            }
+            let _ = conn.close(200, "bye".into()).await;
+            anyhow::Ok(())
+        };
+        if let Err(e) = depths.await {
+            tracing::debug!(error = format!("{e:#}"), "could not read the operator queues' depth");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+    }
+}
+
 /// Reconnects with capped exponential backoff until shutdown. The backoff
 /// starts over after a session that ran for a while.
-async fn supervise(role: Role, settings: &Settings, store: &Store, shutdown: &CancellationToken) {
+async fn supervise(role: Role, settings: &Settings, store: &Store, policy: &DeadlinePolicy, shutdown: &CancellationToken) {
     let mut backoff = Backoff::new(settings);
     loop {
         let started = Instant::now();
-        match session(role, settings, store, shutdown).await {
+        match session(role, settings, store, policy, shutdown).await {
             Ok(()) => return,
             Err(e) => tracing::error!(role = role.as_str(), error = format!("{e:#}"), "worker session ended"),
         }
@@ -129,29 +163,55 @@ impl Backoff {
     }
 }
 
-async fn session(role: Role, settings: &Settings, store: &Store, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    let name = format!("nuannan-{}-{}", role.as_str(), std::process::id());
-    let conn = bus::connect(&settings.amqp.url, &name).await?;
+async fn session(
+    role: Role,
+    settings: &Settings,
+    store: &Store,
+    policy: &DeadlinePolicy,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    // Connection names carry the namespace, role and process, so operators
+    // (and tests) can tell them apart and close one on purpose.
+    let name = format!("nuannan-{}-{}-{}", settings.namespace, role.as_str(), std::process::id());
+    // Publishing and consuming on separate connections: a publisher the
+    // broker blocks (a memory or disk alarm) cannot stall the consumer's acks.
+    let publishing = bus::connect(&settings.amqp.url, &format!("{name}-publish")).await?;
+    let consuming = bus::connect(&settings.amqp.url, &format!("{name}-consume")).await?;
     let topology = topology(settings);
-    let setup = conn.create_channel().await?;
+    let setup = publishing.create_channel().await?;
     topology.declare(&setup).await?;
     let _ = setup.close(200, "declared".into()).await;
-    let publisher = Publisher::open(&conn, topology.clone()).await?.for_role(role.as_str());
+    let publisher = Publisher::open(&publishing, topology.clone())
+        .await?
+        .for_role(role.as_str())
+        .with_confirm_timeout(Duration::from_millis(settings.amqp.confirm_timeout_ms));
+    let watch = publisher.clone();
     let dead = publisher.clone();
-    let consume = |queue: WorkQueue| Consumer { conn: &conn, role, queue: topology.queue(queue), settings, dead: &dead, shutdown };
-    nuannan::ops::health().session_up();
-    let result = async {
+    let consume =
+        |queue: WorkQueue| Consumer { conn: &consuming, role, queue: topology.queue(queue), settings, store, dead: &dead, shutdown };
+    let work = async {
         match role {
             Role::Normalize => consume(WorkQueue::Normalize).run(&Normalizer::new(settings, store.clone(), publisher)).await,
-            Role::Route => consume(WorkQueue::Route).run(&RouteWorker::new(settings, store.clone(), publisher).await?).await,
-            Role::Lifecycle => consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher).await?).await,
+            Role::Route => {
+                consume(WorkQueue::Route).run(&RouteWorker::new(settings, store.clone(), publisher, policy.clone()).await?).await
+            }
+            Role::Lifecycle => {
+                consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher, policy.clone()).await?).await
+            }
             Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher).await?).await,
-            Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher).await?.run(shutdown).await,
+            Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, policy.clone()).await?.run(shutdown).await,
         }
-    }
-    .await;
+    };
+    nuannan::ops::health().session_up();
+    // A publishing channel the broker closed cannot be used again: end the
+    // session and reconnect rather than fail every delivery from now on.
+    let result = tokio::select! {
+        result = work => result,
+        _ = watch.closed() => Err(anyhow::anyhow!("the publishing channel was closed by the broker")),
+    };
     nuannan::ops::health().session_down();
-    let _ = conn.close(200, "bye".into()).await;
+    let _ = consuming.close(200, "bye".into()).await;
+    let _ = publishing.close(200, "bye".into()).await;
     result
 }
 
@@ -161,6 +221,7 @@ struct Consumer<'a> {
     role: Role,
     queue: String,
     settings: &'a Settings,
+    store: &'a Store,
     dead: &'a Publisher,
     shutdown: &'a CancellationToken,
 }
@@ -173,8 +234,17 @@ impl Consumer<'_> {
             prefetch: self.settings.amqp.prefetch,
             delivery_limit: self.settings.amqp.delivery_limit,
             dead: self.dead,
+            hold_max: Duration::from_secs(self.settings.amqp.hold_max_secs),
         };
-        bus::consume(self.conn, options, handler, self.shutdown).await
+        match bus::consume(self.conn, options, handler, self.shutdown).await {
+            Ok(()) => Ok(()),
+            Err(e @ bus::ConsumeError::StoreUnavailable(_)) => {
+                tracing::warn!(role = self.role.as_str(), error = %e, "waiting for the store before consuming again");
+                retry_until_ok("reaching the store", self.settings, self.shutdown, || self.store.ping()).await;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -62,22 +62,22 @@ enum Verdict {
 }
 
 impl LifecycleWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
+    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
         Ok(LifecycleWorker {
             registry: Arc::new(store.registry().await?),
             store,
             publisher,
-            policy: settings.deadline_policy(),
+            policy,
             warn_ratio: settings.deadline.warn_ratio,
             rating_period: settings.rating_period(),
         })
     }
 
     async fn execute(&self, cmd: &Command) -> Result<CommandReply, Failure> {
-        if let Some(reply) = self.store.remembered_reply(&cmd.id).await? {
+        if let Some(reply) = self.store.remembered_reply(Some(cmd.petition_id.as_str()), &cmd.id).await? {
             return Ok(reply);
         }
-        let actor = serde_json::to_value(&cmd.actor).ok();
+        let actor = audit_actor(&cmd.actor);
         let handler_of = |u: &UnitPath| self.registry.unit(u).and_then(|u| u.handler().cloned());
         let exists = |u: &UnitPath| self.registry.unit(u).is_some();
         let changed = self
@@ -96,6 +96,7 @@ impl LifecycleWorker {
                             unit,
                             now,
                             warn_ratio: self.warn_ratio,
+                            policy: &self.policy,
                             handler_of: &handler_of,
                             actor: actor.clone(),
                             command_id: Some(&cmd.id),
@@ -129,6 +130,7 @@ impl LifecycleWorker {
         Ok(self
             .store
             .remember_refusal(&RefusedCommand {
+                key: RefusedCommand::key(Some(cmd.petition_id.as_str()), &cmd.id),
                 command_id: cmd.id.clone(),
                 petition_id: Some(cmd.petition_id.to_string()),
                 command: cmd.action.name().to_owned(),
@@ -141,12 +143,13 @@ impl LifecycleWorker {
     }
 
     async fn refuse_unreadable(&self, bad: nuannan::domain::BadCommand) -> Result<CommandReply, Failure> {
-        tracing::info!(error = bad.code, detail = %bad.detail, "unreadable command refused");
+        tracing::info!(error = bad.code, detail = %nuannan::telemetry::mask_text(&bad.detail), "unreadable command refused");
         let reply = CommandReply::refused(bad.code);
         let Some(command_id) = bad.command_id else { return Ok(reply) };
         Ok(self
             .store
             .remember_refusal(&RefusedCommand {
+                key: RefusedCommand::key(None, &command_id),
                 command_id,
                 petition_id: None,
                 command: String::new(),
@@ -156,5 +159,15 @@ impl LifecycleWorker {
                 detail: Some(bad.detail),
             })
             .await?)
+    }
+}
+
+/// The acting person as the audit trail (events) records them. A citizen is
+/// recorded by role only: events are read widely, and the petition already
+/// says who filed it.
+fn audit_actor(actor: &nuannan::domain::Actor) -> Option<serde_json::Value> {
+    match actor.role {
+        nuannan::domain::ActorRole::Citizen => Some(serde_json::json!({ "role": actor.role })),
+        _ => serde_json::to_value(actor).ok(),
     }
 }

@@ -15,8 +15,8 @@ use nuannan::bus::{Failure, Handler, Outcome, Publisher};
 use nuannan::config::Settings;
 use nuannan::domain::{Channel, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, ReceiptClock, Recipient, receipt_text};
 use nuannan::intake::{self, HeldAttachment, Intake, IntakePolicy};
-use nuannan::store::{OutboxMessage, PetitionRecord, RejectionRecord, Store};
-use nuannan::telemetry::mask_id;
+use nuannan::store::{OutboxMessage, PetitionRecord, RawRetention, RejectionRecord, Store};
+use nuannan::telemetry::{mask_id, mask_text};
 
 /// New petitions are registered in batches across in-flight deliveries.
 const BATCH: usize = 100;
@@ -32,6 +32,7 @@ struct Inner {
     policy: IntakePolicy,
     attach_window: Duration,
     respond_hours: i64,
+    retention: RawRetention,
 }
 
 impl Handler for Normalizer {
@@ -81,6 +82,7 @@ impl Inner {
             },
             attach_window: Duration::seconds(settings.intake.attach_window_secs),
             respond_hours: settings.deadline.respond_hours,
+            retention: RawRetention { days: settings.retention.days, too_large_bytes: settings.retention.raw_max_bytes },
         }
     }
 
@@ -89,9 +91,17 @@ impl Inner {
         let key = delivery.routing_key.as_str();
         let message_id = delivery.properties.message_id().as_ref().map(|s| s.as_str());
         self.store
-            .record_rejection(&RejectionRecord { channel: key, message_id, received_at: now, rejection, raw: &delivery.data })
+            .record_rejection(&RejectionRecord {
+                channel: key,
+                message_id,
+                received_at: now,
+                rejection,
+                raw: &delivery.data,
+                retention: self.retention,
+            })
             .await?;
-        tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = rejection.detail, "intake rejected");
+        // A parser's detail may quote the payload: a phone number, an openid.
+        tracing::warn!(channel = key, reason = rejection.reason.as_str(), detail = %mask_text(&rejection.detail), "intake rejected");
         Ok(())
     }
 

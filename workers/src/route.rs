@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::batch::{Batcher, bulk_or_single};
 use super::outbox;
 use nuannan::bus::{self, Failure, Handler, Outcome, Publisher};
+use nuannan::clock::DeadlinePolicy;
 use nuannan::clock::{Clocks, Window};
 use nuannan::config::Settings;
 use nuannan::domain::{Event, EventType, PetitionId, Status};
@@ -47,12 +48,8 @@ impl Handler for RouteWorker {
 }
 
 impl RouteWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
-        let router = Router {
-            registry: Arc::new(store.registry().await?),
-            classifier: Classifier::bundled(),
-            deadlines: settings.deadline_policy(),
-        };
+    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
+        let router = Router { registry: Arc::new(store.registry().await?), classifier: Classifier::bundled(), deadlines: policy };
         let inner = Arc::new(Inner { store, publisher, router, warn_ratio: settings.deadline.warn_ratio });
         let batch = Batcher::spawn(BATCH, move |events| {
             let worker = inner.clone();
@@ -90,7 +87,7 @@ impl Inner {
             return Ok(slow);
         }
         let now = Utc::now();
-        let routed: Vec<PetitionChange> = batch.iter().map(|(_, p, d)| routed(p, d, self.warn_ratio)).collect();
+        let routed: Vec<PetitionChange> = batch.iter().map(|(_, p, d)| self.routed(p, d)).collect();
         let writes = batch.iter().zip(&routed).map(|((_, p, _), r)| r.write(p, now)).collect::<store::Result<Vec<_>>>()?;
         let applied = self.store.update_petitions(writes).await?;
         let mut pending: Vec<(&PetitionId, &[OutboxMessage])> = Vec::new();
@@ -115,7 +112,7 @@ impl Inner {
                     return Decision::Keep(None);
                 }
                 let decision = self.router.decide(&input(p));
-                Decision::write(routed(p, &decision, self.warn_ratio), Some(decision))
+                Decision::write(self.routed(p, &decision), Some(decision))
             })
             .await?;
         match changed {
@@ -147,6 +144,14 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
         hotline_class: p.classification.as_ref().map(|c| c.name.as_str()),
         urgent: p.urgent,
         time_limit_days: p.time_limit_days,
+    }
+}
+
+impl Inner {
+    /// The routing decision as the petition's change.
+    fn routed(&self, p: &PetitionRecord, d: &RouteDecision) -> PetitionChange {
+        let provisional = self.router.deadlines.provisional(d.deadlines.resolve_by);
+        PetitionChange { provisional, ..routed(p, d, self.warn_ratio) }
     }
 }
 

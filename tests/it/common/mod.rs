@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod schemas;
+pub mod store_server;
 pub mod tap;
 
 use std::future::Future;
@@ -69,6 +70,8 @@ pub async fn test_settings() -> Settings {
     settings.amqp.url = servers.amqp_url.clone();
     settings.mongodb.uri = servers.mongodb_uri.clone();
     settings.ops.http_addr = String::new();
+    // Tests run from workers/; the bundled calendar is at the top level.
+    settings.calendar.dir = format!("{ROOT}/data/calendar").into();
     settings
 }
 
@@ -80,6 +83,7 @@ pub fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         ("NUANNAN__MONGODB__URI", settings.mongodb.uri.clone()),
         ("NUANNAN__MONGODB__DATABASE", settings.mongodb.database.clone()),
         ("NUANNAN__OPS__HTTP_ADDR", settings.ops.http_addr.clone()),
+        ("NUANNAN__CALENDAR__DIR", settings.calendar.dir.display().to_string()),
     ]
 }
 
