@@ -108,26 +108,20 @@ impl Publisher {
                 .basic_publish(
                     ShortString::from(exchange.as_str()),
                     ShortString::from(msg.routing_key.as_str()),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    BasicPublishOptions { mandatory: msg.exchange.mandatory(), ..Default::default() },
                     &msg.body,
                     properties(msg),
                 )
                 .await?;
-            pending.push((msg.exchange, exchange, &msg.routing_key, confirm));
+            pending.push((exchange, &msg.routing_key, confirm));
         }
-        for (kind, exchange, routing_key, confirm) in pending {
-            match confirmed(self.confirmation(confirm).await?, &exchange, routing_key) {
-                Err(PublishError::Returned { reply_code: NO_ROUTE, .. }) if kind.unroutable_is_fine() => {}
-                other => other?,
-            }
+        for (exchange, routing_key, confirm) in pending {
+            confirmed(self.confirmation(confirm).await?, &exchange, routing_key)?;
         }
         self.metrics.published.fetch_add(msgs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
-
-/// AMQP's reply code for a mandatory message no queue was bound for.
-const NO_ROUTE: u16 = 312;
 
 const DEFAULT_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

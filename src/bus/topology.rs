@@ -51,15 +51,17 @@ impl Exchange {
     /// Dispatch, escalations, outbound and commands carry what a person must
     /// see, so unbound ones are kept. Events are already stored in `events`:
     /// one nobody subscribes to is simply not delivered (see
-    /// [`Exchange::unroutable_is_fine`]). Intake binds `#`; dead is the end of the line.
+    /// [`Exchange::mandatory`]). Intake binds `#`; dead is the end of the line.
     fn has_alternate(self) -> bool {
         matches!(self, Exchange::Dispatch | Exchange::Escalations | Exchange::Outbound | Exchange::Commands)
     }
 
-    /// A mandatory publish returned for want of a binding is not a failure
-    /// here: the message is on record elsewhere (events in `events`).
-    pub fn unroutable_is_fine(self) -> bool {
-        self == Exchange::Events
+    /// Whether a publish here must reach a queue (`mandatory`, a return is a
+    /// failure). Everything but events: an event is appended to `events`
+    /// before it is published, and one nobody subscribes to (`petition.assigned`
+    /// before any supervisor listens) is neither kept nor returned.
+    pub fn mandatory(self) -> bool {
+        self != Exchange::Events
     }
 }
 

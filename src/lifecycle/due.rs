@@ -51,10 +51,10 @@ fn warn(s: &State, kind: ClockKind, env: &Env) -> Transition {
 /// A missed deadline hands the petition one level up with fresh windows.
 /// The new unit must accept it, so it is handed over `assigned` (a triaged
 /// petition stays in triage for the dispatcher), and the missed clock is
-/// recorded as not on time. The district, the top, keeps it: there the
-/// breach is re-announced with fresh windows, but it is not a new breach
-/// (no `breaches` entry, no escalation counted) — the one that brought it
-/// there is already on record.
+/// recorded as not on time. The district, the top, keeps it: its first
+/// breach there is recorded like any other, and re-announced to it with
+/// fresh windows; a later breach of those windows is a re-announcement, not
+/// a new breach (no `breaches` entry, no escalation counted).
 fn breach(s: &State, kind: ClockKind, env: &Env) -> Transition {
     let esc = escalate(&s.clocks, kind, s.unit, env.now, env.policy, s.working_days);
     let status = if s.status == Status::Triage { Status::Triage } else { Status::Assigned };
@@ -73,11 +73,12 @@ fn breach(s: &State, kind: ClockKind, env: &Env) -> Transition {
         ClockKind::Respond => EscalationReason::ResponseOverdue,
         ClockKind::Resolve => EscalationReason::ResolutionOverdue,
     };
-    let breach = (!esc.at_top).then(|| Breach { clock: kind, unit: s.unit.clone(), due_at: esc.due_at });
+    let reannounced = esc.at_top && s.breached_here;
+    let breach = (!reannounced).then(|| Breach { clock: kind, unit: s.unit.clone(), due_at: esc.due_at });
     t.handover = Some(Handover {
         to: esc.to_unit,
         reason: Some(reason),
-        tally: if esc.at_top { Tally::None } else { Tally::Escalation },
+        tally: if reannounced { Tally::None } else { Tally::Escalation },
         due_at: esc.due_at,
         level_up: !esc.at_top,
         dispatch: true,
@@ -112,7 +113,7 @@ mod tests {
             respond_by: clocks.respond.map_or(at("2026-11-23T13:00:00+08:00"), |w| w.due),
             resolve_by: clocks.resolve.map_or(at("2026-11-25T17:30:00+08:00"), |w| w.due),
         };
-        State { status, unit, citizen_id: "o-1", clocks, deadlines, working_days: 2, unsatisfied: 0 }
+        State { status, unit, citizen_id: "o-1", clocks, deadlines, working_days: 2, unsatisfied: 0, breached_here: false }
     }
 
     fn decide(s: &State, now: &str) -> DueAction {
@@ -142,15 +143,23 @@ mod tests {
     }
 
     #[test]
-    fn a_breach_at_the_district_is_re_announced_not_counted_again() {
+    fn the_district_s_first_breach_is_recorded_a_later_one_only_re_announced() {
         let received = at("2026-11-23T09:00:00+08:00");
         let district: UnitPath = "shinan".parse().unwrap();
         let respond = Window::new(received, at("2026-11-23T13:00:00+08:00"));
-        let s = state(Status::Assigned, &district, Clocks { respond: Some(respond), resolve: None, rating_by: None });
+        let mut s = state(Status::Triage, &district, Clocks { respond: Some(respond), resolve: None, rating_by: None });
+        let DueAction::Transition(t) = decide(&s, "2026-11-23T14:00:00+08:00") else { panic!("a breach") };
+        let h = t.handover.unwrap();
+        assert_eq!(
+            (h.to.clone(), h.level_up, h.dispatch, h.reason),
+            (district.clone(), false, true, Some(EscalationReason::ResponseOverdue))
+        );
+        assert_eq!((h.tally, h.breach.is_some()), (Tally::Escalation, true), "the district missed its own deadline");
+        s.breached_here = true;
         let DueAction::Transition(t) = decide(&s, "2026-11-23T14:00:00+08:00") else { panic!("re-announced") };
         let h = t.handover.unwrap();
-        assert_eq!((h.to, h.level_up, h.dispatch, h.reason), (district, false, true, Some(EscalationReason::ResponseOverdue)));
-        assert_eq!((h.tally, h.breach), (Tally::None, None));
+        assert_eq!((h.to, h.reason), (district, Some(EscalationReason::ResponseOverdue)), "still announced");
+        assert_eq!((h.tally, h.breach), (Tally::None, None), "not a new breach");
     }
 
     #[test]

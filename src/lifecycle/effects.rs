@@ -45,6 +45,7 @@ pub fn state<'a>(p: &'a PetitionRecord, unit: &'a UnitPath) -> State<'a> {
         deadlines,
         working_days: p.working_days(),
         unsatisfied: p.unsatisfied,
+        breached_here: p.breaches.iter().any(|b| &b.unit == unit),
     }
 }
 

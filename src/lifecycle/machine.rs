@@ -20,6 +20,8 @@ pub struct State<'a> {
     pub working_days: u8,
     /// Unsatisfied ratings so far: the second one closes the petition.
     pub unsatisfied: u32,
+    /// A breach by the unit holding it is already on record.
+    pub breached_here: bool,
 }
 
 /// The world outside the petition.

@@ -31,6 +31,7 @@ fn state(status: Status, unit: &UnitPath) -> State<'_> {
         deadlines: Deadlines { respond_by: c.respond.unwrap().due, resolve_by: c.resolve.unwrap().due },
         working_days: 2,
         unsatisfied: 0,
+        breached_here: false,
     }
 }
 
