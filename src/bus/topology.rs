@@ -87,7 +87,7 @@ impl WorkQueue {
     fn bindings(self) -> &'static [(Exchange, &'static str)] {
         match self {
             WorkQueue::Normalize => &[(Exchange::Intake, "#")],
-            WorkQueue::Route => &[(Exchange::Events, "petition.received")],
+            WorkQueue::Route => &[(Exchange::Events, "petition.received"), (Exchange::Events, "petition.located")],
             WorkQueue::Lifecycle => &[(Exchange::Commands, "petition.*")],
             // The receipt went out at intake; these are the other messages a citizen gets.
             WorkQueue::Notify => &[(Exchange::Events, "petition.accepted"), (Exchange::Events, "petition.approved")],

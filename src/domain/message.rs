@@ -26,6 +26,9 @@ pub enum EventType {
     Refused,
     /// A provisional resolution deadline recomputed on the official calendar.
     DeadlineChanged,
+    /// The citizen sent the petition's place after it was routed (a WeChat
+    /// location): routing looks at it again.
+    Located,
 }
 
 impl EventType {
@@ -48,6 +51,7 @@ impl EventType {
             EventType::Transferred => "transferred",
             EventType::Refused => "refused",
             EventType::DeadlineChanged => "deadline_changed",
+            EventType::Located => "located",
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Area {
 pub struct RoutingRecord {
     #[serde(default)]
     pub working_days: Option<u8>,
+    /// How the place was found (`point`, `building`, `hotline_names`, `address`,
+    /// `content`), or none when it was not.
+    #[serde(default)]
+    pub located_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -165,3 +165,36 @@ async fn the_registry_is_loaded_into_mongodb_at_start() {
     assert_eq!(app.count("units", doc! { "grid_kind": "special" }).await, 68);
     app.cleanup().await;
 }
+
+/// A WeChat text routed without a place (triaged), then its location: the
+/// petition is routed again to where the point is, and dispatched there.
+#[tokio::test]
+async fn a_late_wechat_location_routes_a_triaged_petition_again() {
+    let app = TestApp::spawn().await;
+    let dispatch = app.tap(Exchange::Dispatch).await;
+    let now = chrono::Utc::now().timestamp();
+    app.publish_intake("wechat", wechat_text("oLate", "7100", "路灯不亮，晚上很黑", now), None).await;
+    let first = routed(&app, "wechat", "7100").await;
+    assert_eq!((first.get_str("status").unwrap(), first.get_str("unit").unwrap()), ("triage", "shinan"), "no place yet: {first}");
+    let id = first.get_str("_id").unwrap().to_owned();
+
+    // The phone sends GCJ-02; its WGS-84 point lies in 团岛 grid 2.
+    let gcj = nuannan::domain::wgs84_to_gcj02(nuannan::domain::GeoPoint::new(120.2945, 36.0465).unwrap());
+    app.publish_intake("wechat", crate::common::wechat_location("oLate", "7101", gcj.lat(), gcj.lng(), now + 30), None).await;
+    let again = wait_for("routed again", || {
+        app.find_one("petitions", doc! { "_id": &id, "unit": "shinan.badaxia.tuandao", "outbox": { "$size": 0 } })
+    })
+    .await;
+    assert_eq!(again.get_str("status").unwrap(), "assigned");
+    assert_eq!(again.get_str("grid").unwrap(), "shinan.badaxia.tuandao.g002");
+    let second = dispatch.wait_for("a second assignment", |m| m.body["petition_id"] == id.as_str() && m.body["attempt"] == 2).await;
+    assert_eq!(second.routing_key, "unit.shinan.badaxia.tuandao");
+    let assigned = app.find_one("events", doc! { "petition_id": &id, "type": "assigned" }).await.unwrap();
+    assert_eq!(assigned.get_document("data").unwrap().get_str("rerouted_from").unwrap(), "shinan");
+    // The same location again changes nothing.
+    app.publish_intake("wechat", crate::common::wechat_location("oLate", "7101", gcj.lat(), gcj.lng(), now + 30), None).await;
+    app.publish_intake("wechat", wechat_text("oOther", "7102", "井盖缺失，团岛二路", now), None).await;
+    routed(&app, "wechat", "7102").await;
+    assert_eq!(app.count("events", doc! { "petition_id": &id, "type": "assigned" }).await, 1);
+    app.cleanup().await;
+}

@@ -240,6 +240,14 @@ impl Inner {
             Some(id) => {
                 self.store.attach(&id, &held.attachment).await?;
                 tracing::info!(petition_id = %id, kind = ?held.attachment.kind, "attachment added");
+                if let Some(point) = &held.attachment.point {
+                    // Routing may place the petition better now (it may have been
+                    // placed only by street, or triaged). Repeating this is harmless:
+                    // the event id is the attachment's, and routing decides once.
+                    let mut event = Event::new(&id, 0, EventType::Located, now_millis(), json!({ "point": point.coordinates }));
+                    event.event_id = format!("{id}/located/{}", held.attachment.message_id);
+                    outbox::flush(&self.store, &self.publisher, &id, &[OutboxMessage::event(event)]).await?;
+                }
             }
             None => tracing::info!(kind = ?held.attachment.kind, citizen = mask_id(&a.citizen_id), "attachment held for the next petition"),
         }

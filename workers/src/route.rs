@@ -25,6 +25,7 @@ use nuannan::store::{self, Changed, ClockRecord, Decision, OutboxMessage, Petiti
 const BATCH: usize = 100;
 
 pub struct RouteWorker {
+    inner: Arc<Inner>,
     batch: Batcher<Event, Result<(), Failure>>,
 }
 
@@ -43,6 +44,9 @@ impl Handler for RouteWorker {
             Err(e) => return Outcome::DeadLetter(anyhow::anyhow!("unreadable event: {e}")),
         };
         bus::record_petition(&event.petition_id);
+        if event.kind == EventType::Located {
+            return self.inner.reroute(&event).await.into();
+        }
         self.batch.submit(event).await.unwrap_or_else(|| Err(anyhow::anyhow!("shutting down").into())).into()
     }
 }
@@ -51,11 +55,12 @@ impl RouteWorker {
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
         let router = Router { registry: Arc::new(store.registry().await?), classifier: Classifier::bundled(), deadlines: policy };
         let inner = Arc::new(Inner { store, publisher, router, warn_ratio: settings.deadline.warn_ratio });
+        let worker = inner.clone();
         let batch = Batcher::spawn(BATCH, move |events| {
-            let worker = inner.clone();
+            let worker = worker.clone();
             async move { worker.route_batch(events).await }
         });
-        Ok(RouteWorker { batch })
+        Ok(RouteWorker { inner, batch })
     }
 }
 
@@ -148,6 +153,42 @@ fn input(p: &PetitionRecord) -> RouteInput<'_> {
 }
 
 impl Inner {
+    /// A place arrived after routing (a WeChat location): a petition placed
+    /// without a point, and not yet accepted, is routed again from it, and
+    /// dispatched to the new unit if that changed.
+    async fn reroute(&self, event: &Event) -> Result<(), Failure> {
+        let changed = self
+            .store
+            .change_petition(&event.petition_id, |p| {
+                let placed_by_point = p.routing.as_ref().and_then(|r| r.located_by.as_deref()) == Some("point");
+                let open = matches!(p.status, Status::Triage | Status::Assigned);
+                if !open || placed_by_point || p.location.point.is_none() {
+                    return Decision::Keep(None);
+                }
+                let decision = self.router.decide(&input(p));
+                if p.unit.as_ref() == Some(&decision.unit) {
+                    return Decision::Keep(None);
+                }
+                let mut change = self.routed(p, &decision);
+                if let Some(OutboxMessage::Event { event, .. }) = change.outbox.last_mut() {
+                    event.data["rerouted_from"] = json!(p.unit);
+                }
+                Decision::write(change, Some(decision))
+            })
+            .await?;
+        match changed {
+            Changed::NotFound => Err(anyhow::anyhow!("petition {} not found", event.petition_id).into()),
+            Changed::Unchanged { petition, .. } => outbox::flush(&self.store, &self.publisher, &petition.id, &petition.outbox).await,
+            Changed::Applied { petition, outbox: announcements, value } => {
+                outbox::flush(&self.store, &self.publisher, &petition.id, &announcements).await?;
+                if let Some(d) = value {
+                    tracing::info!(from = ?petition.unit, unit = %d.unit, status = ?d.status, "petition routed again from its location");
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The routing decision as the petition's change.
     fn routed(&self, p: &PetitionRecord, d: &RouteDecision) -> PetitionChange {
         let provisional = self.router.deadlines.provisional(d.deadlines.resolve_by);
