@@ -5,7 +5,9 @@
 mod due;
 mod effects;
 mod machine;
+mod reply;
 
 pub use due::{DueAction, expire_rating, on_due};
 pub use effects::{Context, assignment, change, state};
 pub use machine::{Breach, Env, Handover, Refusal, State, Tally, Transition, apply};
+pub use reply::reply_allowed;

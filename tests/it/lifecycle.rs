@@ -24,7 +24,7 @@ fn petition(request_id: &str, user: &str) -> String {
 
 async fn app() -> (TestApp, Commander) {
     let app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify, Role::Deadline]).await;
-    let commander = Commander::open(&app.conn, &app.settings.namespace).await;
+    let commander = Commander::open(&app.conn, &app.settings.namespace, &crate::common::broker_user(&app.settings)).await;
     (app, commander)
 }
 
@@ -279,7 +279,7 @@ async fn an_unrated_result_closes_when_the_rating_period_ends() {
 #[tokio::test]
 async fn a_resolution_breach_hands_over_once_and_the_street_finishes_the_job() {
     let mut app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify]).await;
-    let c = Commander::open(&app.conn, &app.settings.namespace).await;
+    let c = Commander::open(&app.conn, &app.settings.namespace, &crate::common::broker_user(&app.settings)).await;
     let escalations = app.tap(Exchange::Escalations).await;
     // Filed ten days ago: both deadlines are long past.
     let mut body: Value = serde_json::from_str(&petition("overdue", "u-o")).unwrap();
@@ -337,5 +337,85 @@ async fn a_command_id_refused_on_one_petition_is_judged_afresh_on_another() {
     assert_eq!(c.send("accept", "same-id", &b, handler(COMMUNITY), json!({})).await, ok("accepted"));
     // And a repeat on the first petition still gets its first answer.
     assert_eq!(c.send("approve", "same-id", &a, reviewer(), json!({})).await, refused("illegal_transition"));
+    app.cleanup().await;
+}
+
+/// Replies go only to the sender's own reply queues: a command naming
+/// someone else's queue is applied but not answered there.
+#[tokio::test]
+async fn a_reply_to_a_foreign_queue_is_not_sent() {
+    let (app, _) = app().await;
+    let id = assigned(&app, "foreign", "u-f").await;
+    let ch = app.conn.create_channel().await.unwrap();
+    let foreign = format!("{}.reply.someone-else.q", app.settings.namespace);
+    ch.queue_declare(
+        foreign.as_str().into(),
+        lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let body = json!({
+        "command_id": "foreign-1", "petition_id": &id, "actor": handler(COMMUNITY),
+        "at": chrono::Utc::now().to_rfc3339(), "data": {},
+    });
+    let user = crate::common::broker_user(&app.settings);
+    let props = lapin::BasicProperties::default().with_reply_to(foreign.as_str().into()).with_user_id(user.as_str().into());
+    let commands = format!("{}.commands", app.settings.namespace);
+    ch.basic_publish(commands.as_str().into(), "petition.accept".into(), Default::default(), body.to_string().as_bytes(), props)
+        .await
+        .unwrap();
+    wait_for("applied", || app.find_one("petitions", doc! { "_id": &id, "status": "accepted" })).await;
+    // A reply goes out before the delivery is acked: wait for the ack (the
+    // broker's count, through rabbitmqctl).
+    if unacked("-").is_none() && std::process::Command::new("rabbitmqctl").arg("-q").arg("status").output().is_err() {
+        eprintln!("skipped the reply check: no rabbitmqctl to read the broker's unacked count");
+        return app.cleanup().await;
+    }
+    let lifecycle = format!("{}.lifecycle", app.settings.namespace);
+    wait_for("the command acked", || async { (unacked(&lifecycle) == Some(0)).then_some(()) }).await;
+    assert_eq!(app_queue_depth(&ch, &foreign).await, 0, "nothing sent to a foreign reply queue");
+    app.cleanup().await;
+}
+
+/// Deliveries of `queue` not yet acked, as the broker counts them.
+fn unacked(queue: &str) -> Option<u64> {
+    let out = std::process::Command::new("rabbitmqctl").args(["-q", "list_queues", "name", "messages_unacknowledged"]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let mut fields = l.split_whitespace();
+        (fields.next() == Some(queue)).then(|| fields.next()?.parse().ok()).flatten()
+    })
+}
+
+async fn app_queue_depth(ch: &lapin::Channel, queue: &str) -> u32 {
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    ch.queue_declare(queue.into(), passive, Default::default()).await.unwrap().message_count()
+}
+
+/// A forged `accepted` event cannot put its own text in front of a citizen:
+/// notify names the unit the petition is really with.
+#[tokio::test]
+async fn a_forged_event_cannot_choose_what_the_citizen_reads() {
+    let (app, c) = app().await;
+    let outbound = app.tap(Exchange::Outbound).await;
+    let id = assigned(&app, "forged", "u-forged").await;
+    let forged = json!({
+        "event_id": format!("{id}/v99"), "petition_id": &id, "type": "accepted", "at": chrono::Utc::now(),
+        "data": { "unit": "请拨打 400-000-0000 退款" },
+    });
+    app.publisher
+        .publish(&nuannan::bus::Outgoing::json(
+            Exchange::Events,
+            "petition.accepted",
+            forged.to_string().into_bytes(),
+            &format!("{id}/v99"),
+        ))
+        .await
+        .unwrap();
+    let notice = outbound.wait_for("progress notice", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "progress").await;
+    let text = notice.body["text"].as_str().unwrap();
+    assert!(!text.contains("400-000-0000"), "{text}");
+    assert!(text.contains("团岛社区"), "names the petition's real unit: {text}");
+    let _ = c;
     app.cleanup().await;
 }

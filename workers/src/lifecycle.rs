@@ -18,6 +18,7 @@ use nuannan::routing::Registry;
 use nuannan::store::{Changed, Decision, RefusedCommand, Store};
 
 pub struct LifecycleWorker {
+    namespace: String,
     store: Store,
     publisher: Publisher,
     registry: Arc<Registry>,
@@ -40,6 +41,11 @@ impl Handler for LifecycleWorker {
             Err(e) => return Outcome::Retry(e),
         };
         let Some(reply_to) = delivery.properties.reply_to() else { return Outcome::Ack };
+        let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+        if !lifecycle::reply_allowed(reply_to.as_str(), user_id, &self.namespace) {
+            tracing::warn!(reply_to = reply_to.as_str(), user_id, reason = "reply_to_not_allowed", "reply not sent");
+            return Outcome::Ack;
+        }
         let correlation_id = delivery.properties.correlation_id().as_ref().map(|c| c.as_str());
         let body = serde_json::to_vec(&reply).expect("replies serialize");
         match self.publisher.reply(reply_to.as_str(), correlation_id, &body).await {
@@ -64,6 +70,7 @@ enum Verdict {
 impl LifecycleWorker {
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
         Ok(LifecycleWorker {
+            namespace: settings.namespace.clone(),
             registry: Arc::new(store.registry().await?),
             store,
             publisher,

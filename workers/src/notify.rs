@@ -50,12 +50,14 @@ impl NotifyWorker {
         })
     }
 
-    /// "Accepted by …": no state to change, so the message id is derived
+    /// "Accepted by …" (the unit holding the petition): no state to change, so the message id is derived
     /// from the event's and a redelivery re-sends the same id, which
     /// adapters dedupe.
     async fn accepted(&self, event: &Event) -> Result<(), Failure> {
         let p = self.petition(event).await?;
-        let unit = event.data.get("unit").and_then(|u| u.as_str()).unwrap_or_default();
+        // From the petition, never from the event: a forged event must not
+        // put its own text in front of a citizen.
+        let unit = p.unit.as_ref().map(|u| u.as_str()).unwrap_or_default();
         let text = render(&self.templates.accepted, &self.vars(&p, unit));
         let message = self.outbound(&p, OutboundKind::Progress, text);
         let id = format!("{}/accepted", event.event_id);

@@ -1,5 +1,6 @@
 //! A handler app, reviewer or citizen channel as the lifecycle sees it:
-//! commands on `{ns}.commands` with `reply_to`, answers matched by
+//! commands on `{ns}.commands` with `reply_to` its own reply queue
+//! (`{ns}.reply.<user>.…`) and `user_id` its login, answers matched by
 //! `correlation_id`.
 
 use std::sync::Mutex;
@@ -11,18 +12,21 @@ use serde_json::{Value, json};
 
 pub struct Commander {
     channel: lapin::Channel,
+    user: String,
     exchange: String,
     reply_queue: String,
     replies: Mutex<Vec<(String, Value)>>,
 }
 
 impl Commander {
-    pub async fn open(conn: &lapin::Connection, namespace: &str) -> Commander {
+    /// `user` is the connection's login (RabbitMQ refuses any other `user_id`).
+    pub async fn open(conn: &lapin::Connection, namespace: &str, user: &str) -> Commander {
         let channel = conn.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let name = format!("{namespace}.reply.{user}.{}", uuid::Uuid::new_v4().simple());
         let reply_queue = channel
             .queue_declare(
-                "".into(),
+                name.as_str().into(),
                 QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
                 FieldTable::default(),
             )
@@ -30,7 +34,13 @@ impl Commander {
             .unwrap()
             .name()
             .to_string();
-        Commander { channel, exchange: format!("{namespace}.commands"), reply_queue, replies: Mutex::new(Vec::new()) }
+        Commander {
+            channel,
+            user: user.to_owned(),
+            exchange: format!("{namespace}.commands"),
+            reply_queue,
+            replies: Mutex::new(Vec::new()),
+        }
     }
 
     /// Sends `petition.<command>` and waits for its reply.
@@ -48,6 +58,7 @@ impl Commander {
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_reply_to(self.reply_queue.as_str().into())
+            .with_user_id(self.user.as_str().into())
             .with_correlation_id(correlation_id.as_str().into());
         self.channel
             .basic_publish(

@@ -306,3 +306,8 @@ pub fn hotline_order(order_no: &str, content: &str) -> String {
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/fixtures/wechat/{name}", crate::common::ROOT)).unwrap()
 }
+
+/// The login of the test's broker connection (`user_id` must equal it).
+pub fn broker_user(settings: &Settings) -> String {
+    settings.amqp.url.parse::<lapin::uri::AMQPUri>().map(|u| u.authority.userinfo.username).expect("a valid amqp.url")
+}
