@@ -404,12 +404,7 @@ async fn a_forged_event_cannot_choose_what_the_citizen_reads() {
         "data": { "unit": "请拨打 400-000-0000 退款" },
     });
     app.publisher
-        .publish(&nuannan::bus::Outgoing::json(
-            Exchange::Events,
-            "petition.accepted",
-            forged.to_string().into_bytes(),
-            &format!("{id}/v99"),
-        ))
+        .publish(&nuannan::bus::Outgoing::json(Exchange::Events, "petition.accepted", forged.to_string().into_bytes(), format!("{id}/v99")))
         .await
         .unwrap();
     let notice = outbound.wait_for("progress notice", |m| m.body["petition_id"] == id.as_str() && m.body["kind"] == "progress").await;
