@@ -4,7 +4,6 @@
 //! with a conditional update on `version`, so any number of deadline workers
 //! never fire the same warning or escalation twice.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,12 +11,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox;
+use super::rules::Rules;
 use nuannan::bus::{Failure, Publisher};
 use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
-use nuannan::domain::{PetitionId, UnitPath};
-use nuannan::lifecycle::{self, DueAction, Env};
-use nuannan::routing::Registry;
+use nuannan::domain::PetitionId;
+use nuannan::lifecycle::{self, DueAction};
 use nuannan::store::{ClockRecord, OutboxMessage, PetitionChange, PetitionRecord, Store};
 
 /// Petitions handled per scan; the rest are due next scan.
@@ -33,22 +32,16 @@ const FIRE_CONCURRENCY: usize = 16;
 pub struct DeadlineWorker {
     store: Store,
     publisher: Publisher,
-    registry: Arc<Registry>,
-    policy: DeadlinePolicy,
-    warn_ratio: f64,
-    rating_period: chrono::Duration,
+    rules: Rules,
     interval: Duration,
 }
 
 impl DeadlineWorker {
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
         Ok(DeadlineWorker {
-            registry: Arc::new(store.registry().await?),
+            rules: Rules::load(settings, &store, policy).await?,
             store,
             publisher,
-            policy,
-            warn_ratio: settings.deadline.warn_ratio,
-            rating_period: settings.rating_period(),
             interval: Duration::from_millis(settings.deadline.scan_interval_ms),
         })
     }
@@ -108,25 +101,12 @@ impl DeadlineWorker {
     /// what the claim wrote to the outbox (empty if another worker won).
     async fn claim(&self, p: &PetitionRecord, now: DateTime<Utc>) -> Result<Vec<OutboxMessage>, Failure> {
         let (Some(record), Some(unit)) = (p.clock, &p.unit) else { return Ok(Vec::new()) };
-        let handler_of = |u: &UnitPath| self.registry.unit(u).and_then(|u| u.handler().cloned());
-        let exists = |u: &UnitPath| self.registry.unit(u).is_some();
-        let env = Env { now, policy: &self.policy, rating_period: self.rating_period, unit_exists: &exists };
-        let state = lifecycle::state(p, unit);
-        let change = match lifecycle::on_due(&state, record.clocks().due(now, self.warn_ratio), &env) {
-            DueAction::Reindex(clocks) => PetitionChange { clocks: Some(ClockRecord::new(&clocks, self.warn_ratio)), ..Default::default() },
-            DueAction::Transition(t) => {
-                let context = lifecycle::Context {
-                    petition: p,
-                    unit,
-                    now,
-                    warn_ratio: self.warn_ratio,
-                    policy: &self.policy,
-                    handler_of: &handler_of,
-                    actor: None,
-                    command_id: None,
-                };
-                lifecycle::change(&context, &t)
+        let due = record.clocks().due(now, self.rules.warn_ratio);
+        let change = match self.rules.at(now, |env| lifecycle::on_due(&lifecycle::state(p, unit), due, env)) {
+            DueAction::Reindex(clocks) => {
+                PetitionChange { clocks: Some(ClockRecord::new(&clocks, self.rules.warn_ratio)), ..Default::default() }
             }
+            DueAction::Transition(t) => self.rules.change(p, unit, now, &t, None, None),
         };
         let claimed = self.store.apply_change(p, &change).await?;
         Ok(if claimed { change.outbox } else { Vec::new() })

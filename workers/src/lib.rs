@@ -12,6 +12,7 @@ mod normalize;
 mod notify;
 mod outbox;
 mod route;
+mod rules;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

@@ -3,28 +3,23 @@
 //! the same write (so a repeat applies once), announced from the outbox,
 //! answered on `reply_to`.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use lapin::message::Delivery;
 
 use super::outbox;
+use super::rules::Rules;
 use nuannan::bus::{self, Failure, Handler, Outcome, PublishError, Publisher};
 use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
-use nuannan::domain::{Command, CommandReply, UnitPath};
-use nuannan::lifecycle::{self, Env, Refusal};
-use nuannan::routing::Registry;
+use nuannan::domain::{Command, CommandReply};
+use nuannan::lifecycle::{self, Refusal};
 use nuannan::store::{Changed, Decision, RefusedCommand, Store};
 
 pub struct LifecycleWorker {
     namespace: String,
     store: Store,
     publisher: Publisher,
-    registry: Arc<Registry>,
-    policy: DeadlinePolicy,
-    warn_ratio: f64,
-    rating_period: chrono::Duration,
+    rules: Rules,
 }
 
 impl Handler for LifecycleWorker {
@@ -69,15 +64,7 @@ enum Verdict {
 
 impl LifecycleWorker {
     pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
-        Ok(LifecycleWorker {
-            namespace: settings.namespace.clone(),
-            registry: Arc::new(store.registry().await?),
-            store,
-            publisher,
-            policy,
-            warn_ratio: settings.deadline.warn_ratio,
-            rating_period: settings.rating_period(),
-        })
+        Ok(LifecycleWorker { namespace: settings.namespace.clone(), rules: Rules::load(settings, &store, policy).await?, store, publisher })
     }
 
     async fn execute(&self, cmd: &Command) -> Result<CommandReply, Failure> {
@@ -85,8 +72,6 @@ impl LifecycleWorker {
             return Ok(reply);
         }
         let actor = audit_actor(&cmd.actor);
-        let handler_of = |u: &UnitPath| self.registry.unit(u).and_then(|u| u.handler().cloned());
-        let exists = |u: &UnitPath| self.registry.unit(u).is_some();
         let changed = self
             .store
             .change_petition(&cmd.petition_id, |p| {
@@ -95,20 +80,10 @@ impl LifecycleWorker {
                 }
                 let Some(unit) = &p.unit else { return Decision::Keep(Verdict::Refused(Refusal::IllegalTransition)) };
                 let now = Utc::now();
-                let env = Env { now, policy: &self.policy, rating_period: self.rating_period, unit_exists: &exists };
-                match lifecycle::apply(&lifecycle::state(p, unit), cmd, &env) {
+                match self.rules.at(now, |env| lifecycle::apply(&lifecycle::state(p, unit), cmd, env)) {
                     Ok(t) => {
-                        let context = lifecycle::Context {
-                            petition: p,
-                            unit,
-                            now,
-                            warn_ratio: self.warn_ratio,
-                            policy: &self.policy,
-                            handler_of: &handler_of,
-                            actor: actor.clone(),
-                            command_id: Some(&cmd.id),
-                        };
-                        Decision::write(lifecycle::change(&context, &t), Verdict::Done(t.status))
+                        let change = self.rules.change(p, unit, now, &t, actor.clone(), Some(&cmd.id));
+                        Decision::write(change, Verdict::Done(t.status))
                     }
                     Err(refusal) => Decision::Keep(Verdict::Refused(refusal)),
                 }
