@@ -89,30 +89,39 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
 }
 
 /// Publishes the depth of `{ns}.dead` and `{ns}.unrouted` as metrics every
-/// 15 s: they only grow when something needs a person.
+/// 15 s: they only grow when something needs a person. One connection,
+/// kept open (and opened again after a failure).
 async fn watch_operator_queues(settings: Settings, shutdown: CancellationToken) {
     let topology = topology(&settings);
     let queues = [topology.dead_queue(), topology.unrouted_queue()];
     let name = format!("nuannan-{}-queue-watch-{}", settings.namespace, std::process::id());
+    let mut channel: Option<(lapin::Connection, lapin::Channel)> = None;
     loop {
-        let depths = async {
-            let conn = bus::connect(&settings.amqp.url, &name).await?;
-            let ch = conn.create_channel().await?;
+        if channel.as_ref().is_none_or(|(_, ch)| !ch.status().connected()) {
+            channel = async {
+                let conn = bus::connect(&settings.amqp.url, &name).await.ok()?;
+                let ch = conn.create_channel().await.ok()?;
+                Some((conn, ch))
+            }
+            .await;
+        }
+        if let Some((_, ch)) = &channel {
             for q in &queues {
                 let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-                let info = ch.queue_declare(q.as_str().into(), passive, Default::default()).await?;
-                nuannan::ops::metrics().set_queue_depth(q, u64::from(info.message_count()));
+                match ch.queue_declare(q.as_str().into(), passive, Default::default()).await {
+                    Ok(info) => nuannan::ops::metrics().set_queue_depth(q, u64::from(info.message_count())),
+                    // A missing queue closes the channel: opened again next time.
+                    Err(e) => tracing::debug!(queue = q.as_str(), error = %e, "could not read an operator queue's depth"),
+                }
             }
-            let _ = conn.close(200, "bye".into()).await;
-            anyhow::Ok(())
-        };
-        if let Err(e) = depths.await {
-            tracing::debug!(error = format!("{e:#}"), "could not read the operator queues' depth");
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_secs(15)) => {}
         }
+    }
+    if let Some((conn, _)) = channel {
+        let _ = conn.close(200, "bye".into()).await;
     }
 }
 
