@@ -11,9 +11,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox;
-use super::rules::Rules;
+use super::rules::{Rules, Shared};
 use nuannan::bus::{Failure, Publisher};
-use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
 use nuannan::domain::PetitionId;
 use nuannan::lifecycle::{self, DueAction};
@@ -37,13 +36,13 @@ pub struct DeadlineWorker {
 }
 
 impl DeadlineWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
-        Ok(DeadlineWorker {
-            rules: Rules::load(settings, &store, policy).await?,
+    pub fn new(settings: &Settings, store: Store, publisher: Publisher, shared: &Shared) -> Self {
+        DeadlineWorker {
+            rules: Rules::new(settings, shared),
             store,
             publisher,
             interval: Duration::from_millis(settings.deadline.scan_interval_ms),
-        })
+        }
     }
 
     /// Scans at a fixed rate; a full batch means a backlog, so the next scan

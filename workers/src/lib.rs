@@ -14,14 +14,16 @@ mod outbox;
 mod route;
 mod rules;
 
+pub use rules::Shared;
+
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use nuannan::bus::{self, Publisher, WorkQueue};
-use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
 use nuannan::store::Store;
 
@@ -76,10 +78,21 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     tokio::spawn(watch_operator_queues(settings.clone(), shutdown.clone()));
     let calendar = calendar::load(settings, &store, &shutdown).await?;
     tokio::spawn(calendar::refresh(settings.clone(), store.clone(), calendar.clone(), shutdown.clone()));
+    // Loaded (and on first start seeded) once, before any role starts.
+    let mut backoff = Backoff::new(settings);
+    let registry = loop {
+        match store.registry().await {
+            Ok(registry) => break Arc::new(registry),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "loading the registry failed; retrying"),
+        }
+        if !backoff.wait(&shutdown).await {
+            return Ok(());
+        }
+    };
+    let shared = Shared { registry, policy: settings.deadline_policy(calendar) };
     let tasks = roles.iter().map(|&role| {
-        let (settings, store, shutdown) = (settings.clone(), store.clone(), shutdown.clone());
-        let policy = settings.deadline_policy(calendar.clone());
-        tokio::spawn(async move { supervise(role, &settings, &store, &policy, &shutdown).await })
+        let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
+        tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })
     });
     for task in futures::future::join_all(tasks).await {
         task.context("worker task panicked")?;
@@ -127,11 +140,11 @@ async fn watch_operator_queues(settings: Settings, shutdown: CancellationToken) 
 
 /// Reconnects with capped exponential backoff until shutdown. The backoff
 /// starts over after a session that ran for a while.
-async fn supervise(role: Role, settings: &Settings, store: &Store, policy: &DeadlinePolicy, shutdown: &CancellationToken) {
+async fn supervise(role: Role, settings: &Settings, store: &Store, shared: &Shared, shutdown: &CancellationToken) {
     let mut backoff = Backoff::new(settings);
     loop {
         let started = Instant::now();
-        match session(role, settings, store, policy, shutdown).await {
+        match session(role, settings, store, shared, shutdown).await {
             Ok(()) => return,
             Err(e) => tracing::error!(role = role.as_str(), error = format!("{e:#}"), "worker session ended"),
         }
@@ -173,13 +186,7 @@ impl Backoff {
     }
 }
 
-async fn session(
-    role: Role,
-    settings: &Settings,
-    store: &Store,
-    policy: &DeadlinePolicy,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared, shutdown: &CancellationToken) -> anyhow::Result<()> {
     // Connection names carry the namespace, role and process, so operators
     // (and tests) can tell them apart and close one on purpose.
     let name = format!("nuannan-{}-{}-{}", settings.namespace, role.as_str(), std::process::id());
@@ -202,14 +209,10 @@ async fn session(
     let work = async {
         match role {
             Role::Normalize => consume(WorkQueue::Normalize).run(&Normalizer::new(settings, store.clone(), publisher)).await,
-            Role::Route => {
-                consume(WorkQueue::Route).run(&RouteWorker::new(settings, store.clone(), publisher, policy.clone()).await?).await
-            }
-            Role::Lifecycle => {
-                consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher, policy.clone()).await?).await
-            }
-            Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher).await?).await,
-            Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, policy.clone()).await?.run(shutdown).await,
+            Role::Route => consume(WorkQueue::Route).run(&RouteWorker::new(settings, store.clone(), publisher, shared)).await,
+            Role::Lifecycle => consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher, shared)).await,
+            Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher, shared)).await,
+            Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, shared).run(shutdown).await,
         }
     };
     nuannan::ops::health().session_up();

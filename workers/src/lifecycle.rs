@@ -7,9 +7,8 @@ use chrono::Utc;
 use lapin::message::Delivery;
 
 use super::outbox;
-use super::rules::Rules;
+use super::rules::{Rules, Shared};
 use nuannan::bus::{self, Failure, Handler, Outcome, PublishError, Publisher};
-use nuannan::clock::DeadlinePolicy;
 use nuannan::config::Settings;
 use nuannan::domain::{Command, CommandReply};
 use nuannan::lifecycle::{self, Refusal};
@@ -63,8 +62,8 @@ enum Verdict {
 }
 
 impl LifecycleWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
-        Ok(LifecycleWorker { namespace: settings.namespace.clone(), rules: Rules::load(settings, &store, policy).await?, store, publisher })
+    pub fn new(settings: &Settings, store: Store, publisher: Publisher, shared: &Shared) -> Self {
+        LifecycleWorker { namespace: settings.namespace.clone(), rules: Rules::new(settings, shared), store, publisher }
     }
 
     async fn execute(&self, cmd: &Command) -> Result<CommandReply, Failure> {

@@ -9,6 +9,7 @@ use lapin::message::Delivery;
 use serde_json::json;
 
 use super::outbox;
+use super::rules::Shared;
 use nuannan::bus::{self, Failure, Handler, Outcome, Publisher};
 use nuannan::config::Settings;
 use nuannan::domain::{Event, EventType, Outbound, OutboundKind, Recipient, Status, UnitPath};
@@ -40,14 +41,14 @@ impl Handler for NotifyWorker {
 }
 
 impl NotifyWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher) -> anyhow::Result<Self> {
-        Ok(NotifyWorker {
-            store: store.clone(),
+    pub fn new(settings: &Settings, store: Store, publisher: Publisher, shared: &Shared) -> Self {
+        NotifyWorker {
+            store,
             publisher,
-            registry: Arc::new(store.registry().await?),
+            registry: shared.registry.clone(),
             templates: settings.notify.clone(),
             rating_days: settings.lifecycle.rating_days,
-        })
+        }
     }
 
     /// "Accepted by …" (the unit holding the petition): no state to change, so the message id is derived

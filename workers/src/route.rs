@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::batch::{Batcher, bulk_or_single};
 use super::outbox;
+use super::rules::Shared;
 use nuannan::bus::{self, Failure, Handler, Outcome, Publisher};
-use nuannan::clock::DeadlinePolicy;
 use nuannan::clock::{Clocks, Window};
 use nuannan::config::Settings;
 use nuannan::domain::{Event, EventType, PetitionId, Status};
@@ -52,15 +52,15 @@ impl Handler for RouteWorker {
 }
 
 impl RouteWorker {
-    pub async fn new(settings: &Settings, store: Store, publisher: Publisher, policy: DeadlinePolicy) -> anyhow::Result<Self> {
-        let router = Router { registry: Arc::new(store.registry().await?), classifier: Classifier::bundled(), deadlines: policy };
+    pub fn new(settings: &Settings, store: Store, publisher: Publisher, shared: &Shared) -> Self {
+        let router = Router { registry: shared.registry.clone(), classifier: Classifier::bundled(), deadlines: shared.policy.clone() };
         let inner = Arc::new(Inner { store, publisher, router, warn_ratio: settings.deadline.warn_ratio });
         let worker = inner.clone();
         let batch = Batcher::spawn(BATCH, move |events| {
             let worker = worker.clone();
             async move { worker.route_batch(events).await }
         });
-        Ok(RouteWorker { inner, batch })
+        RouteWorker { inner, batch }
     }
 }
 

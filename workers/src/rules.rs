@@ -10,7 +10,16 @@ use nuannan::config::Settings;
 use nuannan::domain::UnitPath;
 use nuannan::lifecycle::{self, Env, Transition};
 use nuannan::routing::Registry;
-use nuannan::store::{PetitionChange, PetitionRecord, Store};
+use nuannan::store::{PetitionChange, PetitionRecord};
+
+/// What every role of a process shares, loaded once before the roles
+/// start (so they never seed the registry side by side): the registry and
+/// the deadline policy, whose calendar is kept current.
+#[derive(Clone)]
+pub struct Shared {
+    pub registry: Arc<Registry>,
+    pub policy: DeadlinePolicy,
+}
 
 pub struct Rules {
     registry: Arc<Registry>,
@@ -20,13 +29,13 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub async fn load(settings: &Settings, store: &Store, policy: DeadlinePolicy) -> anyhow::Result<Rules> {
-        Ok(Rules {
-            registry: Arc::new(store.registry().await?),
-            policy,
+    pub fn new(settings: &Settings, shared: &Shared) -> Rules {
+        Rules {
+            registry: shared.registry.clone(),
+            policy: shared.policy.clone(),
             warn_ratio: settings.deadline.warn_ratio,
             rating_period: settings.rating_period(),
-        })
+        }
     }
 
     /// Runs `f` with the machine's view of the world at `now`.
