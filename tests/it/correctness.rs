@@ -103,7 +103,7 @@ async fn healthz_reports_a_calendar_about_to_run_out_and_stays_200() {
         settings.ops.http_addr = free_addr();
         let app = TestApp::with_settings(settings).await;
         let addr = app.settings.ops.http_addr.clone();
-        let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nuannan"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nuannan"))
             .args(["worker", "route"])
             .envs(settings_env(&app.settings))
             .env("RUST_LOG", "error")
@@ -122,6 +122,9 @@ async fn healthz_reports_a_calendar_about_to_run_out_and_stays_200() {
             .parse()
             .unwrap();
         assert_eq!(days < 45, degraded, "{name}: {days} days ahead");
+        // Stopped before its namespace goes: a role whose queues vanish reconnects and declares them again.
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
         app.cleanup().await;
     }
 }

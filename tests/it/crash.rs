@@ -119,6 +119,7 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     })
     .await;
     second.start_kill().unwrap();
+    second.wait().await.unwrap();
 
     let petitions = app.count("petitions", doc! {}).await as usize;
     let events = app.count("events", doc! { "type": "received" }).await as usize;
