@@ -41,7 +41,11 @@ impl Store {
     /// The calendar every role and `nuannan deadline` use: the year files in
     /// `dir`, then the imported years (an import wins over a file).
     pub async fn calendar(&self, dir: &Path) -> anyhow::Result<Calendar> {
-        let mut calendar = Calendar::from_dir(dir)?;
+        self.with_imported_years(Calendar::from_dir(dir)?).await
+    }
+
+    /// `calendar` with the imported years added.
+    pub async fn with_imported_years(&self, mut calendar: Calendar) -> anyhow::Result<Calendar> {
         let imported: Vec<CalendarRecord> =
             self.collection::<CalendarRecord>(CALENDARS).find(doc! {}).sort(doc! { "_id": 1 }).await?.try_collect().await?;
         for record in imported {

@@ -258,8 +258,7 @@ async fn a_long_store_outage_cancels_the_consumer_until_the_store_answers() {
 async fn unconsumed_events_are_not_kept_and_the_operator_queues_are_bounded() {
     let mut settings = test_settings().await;
     settings.amqp.unrouted_max_length = 3;
-    let app = TestApp::with_settings(settings).await;
-    let mut app = app;
+    let mut app = TestApp::with_settings(settings).await;
     app.start_workers(&[Role::Normalize, Role::Route]);
     app.publish_intake("app", app_petition("flow", "路灯不亮"), None).await;
     wait_for("assigned", || {

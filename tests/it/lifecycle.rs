@@ -368,7 +368,7 @@ async fn a_reply_to_a_foreign_queue_is_not_sent() {
     wait_for("applied", || app.find_one("petitions", doc! { "_id": &id, "status": "accepted" })).await;
     // A reply goes out before the delivery is acked: wait for the ack (the
     // broker's count, through rabbitmqctl).
-    if unacked("-").is_none() && std::process::Command::new("rabbitmqctl").arg("-q").arg("status").output().is_err() {
+    if std::process::Command::new("rabbitmqctl").arg("-q").arg("status").output().is_err() {
         eprintln!("skipped the reply check: no rabbitmqctl to read the broker's unacked count");
         return app.cleanup().await;
     }

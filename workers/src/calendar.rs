@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox;
-use nuannan::bus::{Failure, Publisher};
+use nuannan::bus::Publisher;
 use nuannan::clock::{Calendar, DeadlinePolicy, SharedCalendar, Window, YearFile};
 use nuannan::config::Settings;
 use nuannan::domain::{Deadlines, Event, EventType};
@@ -26,10 +26,10 @@ use nuannan::store::{Changed, ClockRecord, Decision, OutboxMessage, PetitionChan
 /// Loads the calendar as every role sees it, waiting for the store if it is away.
 pub async fn load(settings: &Settings, store: &Store, shutdown: &CancellationToken) -> anyhow::Result<Arc<SharedCalendar>> {
     // A bad calendar.dir is a configuration error: fail at start.
-    Calendar::from_dir(&settings.calendar.dir)?;
+    let files = Calendar::from_dir(&settings.calendar.dir)?;
     let mut delay = Duration::from_millis(settings.amqp.reconnect_initial_ms);
     loop {
-        match store.calendar(&settings.calendar.dir).await {
+        match store.with_imported_years(files.clone()).await {
             Ok(calendar) => {
                 report(settings, &calendar);
                 return Ok(SharedCalendar::new(calendar));
@@ -100,7 +100,7 @@ pub async fn import(settings: &Settings, store: &Store, publisher: &Publisher, c
     for p in store.provisional_petitions().await? {
         let changed = store.change_petition(&p.id, |p| recompute(p, &policy, settings.deadline.warn_ratio)).await?;
         if let Changed::Applied { petition, outbox: announcements, value: moved } = changed {
-            outbox::flush(store, publisher, &petition.id, &announcements).await.map_err(|e: Failure| anyhow::anyhow!("{e}"))?;
+            outbox::flush(store, publisher, &petition.id, &announcements).await?;
             imported.recomputed += 1;
             imported.changed += usize::from(moved);
         }
