@@ -23,23 +23,10 @@ use nuannan::config::Settings;
 use nuannan::domain::{Deadlines, Event, EventType};
 use nuannan::store::{Changed, ClockRecord, Decision, OutboxMessage, PetitionChange, PetitionRecord, Store};
 
-/// Loads the calendar as every role sees it, waiting for the store if it is away.
-pub async fn load(settings: &Settings, store: &Store, shutdown: &CancellationToken) -> anyhow::Result<Arc<SharedCalendar>> {
-    // A bad calendar.dir is a configuration error: fail at start.
-    let files = Calendar::from_dir(&settings.calendar.dir)?;
-    let mut delay = Duration::from_millis(settings.amqp.reconnect_initial_ms);
-    loop {
-        match store.with_imported_years(files.clone()).await {
-            Ok(calendar) => {
-                report(settings, &calendar);
-                return Ok(SharedCalendar::new(calendar));
-            }
-            Err(e) if !shutdown.is_cancelled() => tracing::warn!(error = format!("{e:#}"), "loading the calendar failed; retrying"),
-            Err(e) => return Err(e),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(settings.amqp.reconnect_max_ms));
-    }
+/// The calendar as every role sees it, reported (health, metric) and shared.
+pub fn watch(settings: &Settings, calendar: Calendar) -> Arc<SharedCalendar> {
+    report(settings, &calendar);
+    SharedCalendar::new(calendar)
 }
 
 /// Reloads the calendar every `calendar.refresh_secs` until shutdown.

@@ -76,20 +76,19 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     }
     retry_until_ok("preparing MongoDB indexes", settings, &shutdown, || store.ensure_indexes()).await;
     tokio::spawn(watch_operator_queues(settings.clone(), shutdown.clone()));
-    let calendar = calendar::load(settings, &store, &shutdown).await?;
+    // A bad calendar.dir is a configuration error: fail at start.
+    let files = nuannan::clock::Calendar::from_dir(&settings.calendar.dir)?;
+    let Some(calendar) = retry_until_ok("loading the calendar", settings, &shutdown, || store.with_imported_years(files.clone())).await
+    else {
+        return Ok(());
+    };
+    let calendar = calendar::watch(settings, calendar);
     tokio::spawn(calendar::refresh(settings.clone(), store.clone(), calendar.clone(), shutdown.clone()));
     // Loaded (and on first start seeded) once, before any role starts.
-    let mut backoff = Backoff::new(settings);
-    let registry = loop {
-        match store.registry().await {
-            Ok(registry) => break Arc::new(registry),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "loading the registry failed; retrying"),
-        }
-        if !backoff.wait(&shutdown).await {
-            return Ok(());
-        }
+    let Some(registry) = retry_until_ok("loading the registry", settings, &shutdown, || store.registry()).await else {
+        return Ok(());
     };
-    let shared = Shared { registry, policy: settings.deadline_policy(calendar) };
+    let shared = Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar) };
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })
@@ -261,19 +260,23 @@ impl Consumer<'_> {
     }
 }
 
-async fn retry_until_ok<F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F)
+/// Runs `op` until it succeeds, with the reconnect backoff between tries;
+/// `None` if shutdown came first.
+async fn retry_until_ok<T, E, F, Fut>(what: &str, settings: &Settings, shutdown: &CancellationToken, mut op: F) -> Option<T>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), nuannan::store::StoreError>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut backoff = Backoff::new(settings);
     while !shutdown.is_cancelled() {
         match op().await {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "{what} failed; retrying"),
         }
         if !backoff.wait(shutdown).await {
-            return;
+            break;
         }
     }
+    None
 }
