@@ -25,6 +25,14 @@ start_rabbitmq_local() {
     rabbitmq-server -detached
   fi
   rabbitmqctl -q await_startup --timeout 120 >/dev/null
+  impersonating_guest rabbitmqctl
+}
+
+# The test harness (tests/it/common/commands.rs) acts for many principals
+# as the gateway and the console do, so its login — guest, on a test broker
+# only — carries RabbitMQ's impersonator tag.
+impersonating_guest() {
+  "$@" -q set_user_tags guest administrator impersonator >/dev/null
 }
 
 start_secantus_local() {
@@ -51,6 +59,7 @@ services_up() {
   elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     log "starting RabbitMQ and MongoDB with Docker Compose"
     docker compose -f "$ROOT/docker/compose.yml" up -d --wait rabbitmq mongo
+    impersonating_guest docker compose -f "$ROOT/docker/compose.yml" exec -T rabbitmq rabbitmqctl
     export NUANNAN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
     export NUANNAN_MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true"
   elif command -v rabbitmq-server >/dev/null 2>&1; then

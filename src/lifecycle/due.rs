@@ -113,7 +113,17 @@ mod tests {
             respond_by: clocks.respond.map_or(at("2026-11-23T13:00:00+08:00"), |w| w.due),
             resolve_by: clocks.resolve.map_or(at("2026-11-25T17:30:00+08:00"), |w| w.due),
         };
-        State { status, unit, citizen_id: "o-1", clocks, deadlines, working_days: 2, unsatisfied: 0, breached_here: false }
+        State {
+            status,
+            unit,
+            citizen_id: "o-1",
+            channel: crate::domain::Channel::Wechat,
+            clocks,
+            deadlines,
+            working_days: 2,
+            unsatisfied: 0,
+            breached_here: false,
+        }
     }
 
     fn decide(s: &State, now: &str) -> DueAction {

@@ -41,6 +41,7 @@ pub fn state<'a>(p: &'a PetitionRecord, unit: &'a UnitPath) -> State<'a> {
         status: p.status,
         unit,
         citizen_id: &p.citizen.id,
+        channel: p.source.channel,
         clocks,
         deadlines,
         working_days: p.working_days(),

@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::clock::{ClockKind, Clocks, DeadlinePolicy, Window};
-use crate::domain::{Action, ActorRole, Closure, Command, Deadlines, EscalationReason, EventType, Rating, Status, UnitPath};
+use crate::domain::{Action, Channel, Closure, Command, Deadlines, EscalationReason, EventType, Rating, Status, UnitPath};
+use crate::identity::Principal;
 
 /// What the machine needs to know about a petition.
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub struct State<'a> {
     pub status: Status,
     pub unit: &'a UnitPath,
     pub citizen_id: &'a str,
+    /// The door it came in by: ratings come back through it.
+    pub channel: Channel,
     pub clocks: Clocks,
     pub deadlines: Deadlines,
     /// The petition's resolution class (1, 2 or 5 working days).
@@ -36,9 +39,11 @@ pub struct Env<'a> {
 /// A refused command: stable codes for handler apps to match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("this actor role may not issue this command")]
+    #[error("the command carries no broker-authenticated user_id")]
+    Unauthenticated,
+    #[error("the sender's principal may not issue this command")]
     Forbidden,
-    #[error("the petition is not held by the actor's unit or a unit below it")]
+    #[error("the petition (or the unit named) is outside the sender's unit subtree")]
     WrongUnit,
     #[error("only the citizen who filed the petition may rate it")]
     NotCitizen,
@@ -55,6 +60,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn code(self) -> &'static str {
         match self {
+            Refusal::Unauthenticated => "unauthenticated",
             Refusal::Forbidden => "forbidden",
             Refusal::WrongUnit => "wrong_unit",
             Refusal::NotCitizen => "not_citizen",
@@ -171,9 +177,10 @@ impl Transition {
     }
 }
 
-/// Applies `cmd` to a petition in state `s`.
-pub fn apply(s: &State, cmd: &Command, env: &Env) -> Result<Transition, Refusal> {
-    authorize(s, cmd)?;
+/// Applies `cmd`, sent by `sender` (already known to be of the right kind,
+/// see [`super::authorize::sender`]), to a petition in state `s`.
+pub fn apply(s: &State, cmd: &Command, sender: &Principal, env: &Env) -> Result<Transition, Refusal> {
+    super::authorize::in_scope(sender, cmd, s)?;
     use Status::*;
     let allowed: &[Status] = match &cmd.action {
         Action::Accept => &[Assigned, Reopened],
@@ -277,26 +284,6 @@ fn rate(s: &State, env: &Env, rating: Rating, comment: Option<&str>) -> Transiti
     };
     t.rating = Some(rating);
     t
-}
-
-fn authorize(s: &State, cmd: &Command) -> Result<(), Refusal> {
-    let actor = &cmd.actor;
-    let needed = match cmd.action {
-        Action::Accept | Action::Progress { .. } | Action::Resolve { .. } | Action::Refuse { .. } | Action::Escalate { .. } => {
-            ActorRole::Handler
-        }
-        Action::Transfer { .. } => ActorRole::Dispatcher,
-        Action::Approve | Action::Return { .. } => ActorRole::Reviewer,
-        Action::Rate { .. } => ActorRole::Citizen,
-    };
-    if actor.role != needed {
-        return Err(Refusal::Forbidden);
-    }
-    match needed {
-        ActorRole::Handler if !actor.unit.as_ref().is_some_and(|u| s.unit.is_within(u)) => Err(Refusal::WrongUnit),
-        ActorRole::Citizen if actor.id != s.citizen_id => Err(Refusal::NotCitizen),
-        _ => Ok(()),
-    }
 }
 
 pub(super) fn top(unit: &UnitPath) -> UnitPath {

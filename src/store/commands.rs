@@ -21,6 +21,9 @@ pub struct RefusedCommand {
     pub petition_id: Option<String>,
     pub command: String,
     pub actor: Option<serde_json::Value>,
+    /// The broker-authenticated sender (AMQP `user_id`), if any.
+    #[serde(default)]
+    pub user_id: Option<String>,
     pub at: bson::DateTime,
     pub reply: CommandReply,
     pub detail: Option<String>,
@@ -29,6 +32,13 @@ pub struct RefusedCommand {
 impl RefusedCommand {
     pub fn key(petition_id: Option<&str>, command_id: &str) -> String {
         format!("{}/{command_id}", petition_id.unwrap_or("-"))
+    }
+
+    /// The key of a refusal of the sender itself (unauthenticated,
+    /// forbidden, wrong unit): recorded per sender and never answered from
+    /// memory, so nobody can spend another sender's `command_id`.
+    pub fn sender_key(petition_id: Option<&str>, command_id: &str, user_id: Option<&str>) -> String {
+        format!("{}@{}", Self::key(petition_id, command_id), user_id.unwrap_or("-"))
     }
 }
 

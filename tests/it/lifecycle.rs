@@ -24,7 +24,7 @@ fn petition(request_id: &str, user: &str) -> String {
 
 async fn app() -> (TestApp, Commander) {
     let app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify, Role::Deadline]).await;
-    let commander = Commander::open(&app.conn, &app.settings.namespace, &crate::common::broker_user(&app.settings)).await;
+    let commander = Commander::open(&app).await;
     (app, commander)
 }
 
@@ -279,7 +279,7 @@ async fn an_unrated_result_closes_when_the_rating_period_ends() {
 #[tokio::test]
 async fn a_resolution_breach_hands_over_once_and_the_street_finishes_the_job() {
     let mut app = TestApp::spawn_roles(&[Role::Normalize, Role::Route, Role::Lifecycle, Role::Notify]).await;
-    let c = Commander::open(&app.conn, &app.settings.namespace, &crate::common::broker_user(&app.settings)).await;
+    let c = Commander::open(&app).await;
     let escalations = app.tap(Exchange::Escalations).await;
     // Filed ten days ago: both deadlines are long past.
     let mut body: Value = serde_json::from_str(&petition("overdue", "u-o")).unwrap();
@@ -344,7 +344,7 @@ async fn a_command_id_refused_on_one_petition_is_judged_afresh_on_another() {
 /// someone else's queue is applied but not answered there.
 #[tokio::test]
 async fn a_reply_to_a_foreign_queue_is_not_sent() {
-    let (app, _) = app().await;
+    let (app, c) = app().await;
     let id = assigned(&app, "foreign", "u-f").await;
     let ch = app.conn.create_channel().await.unwrap();
     let foreign = format!("{}.reply.someone-else.q", app.settings.namespace);
@@ -359,7 +359,7 @@ async fn a_reply_to_a_foreign_queue_is_not_sent() {
         "command_id": "foreign-1", "petition_id": &id, "actor": handler(COMMUNITY),
         "at": chrono::Utc::now().to_rfc3339(), "data": {},
     });
-    let user = crate::common::broker_user(&app.settings);
+    let user = c.principal_for(&handler(COMMUNITY), &id).await;
     let props = lapin::BasicProperties::default().with_reply_to(foreign.as_str().into()).with_user_id(user.as_str().into());
     let commands = format!("{}.commands", app.settings.namespace);
     ch.basic_publish(commands.as_str().into(), "petition.accept".into(), Default::default(), body.to_string().as_bytes(), props)

@@ -81,6 +81,26 @@ pub enum Command {
         #[command(subcommand)]
         action: CalendarAction,
     },
+    /// Manage who may do what: broker users and HTTP keys mapped to principals.
+    Principals {
+        #[command(subcommand)]
+        action: PrincipalsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalsAction {
+    /// Validate FILE and make it the principals set (running roles apply it
+    /// within 5 s). Changes nothing on the broker.
+    Load { file: PathBuf },
+    /// As `load`, and also create or update the RabbitMQ users with their
+    /// least-privilege permissions and topic permissions.
+    Apply {
+        file: PathBuf,
+        /// How to run rabbitmqctl against the broker, e.g. `docker exec rabbitmq rabbitmqctl`.
+        #[arg(long, env = "NUANNAN_RABBITMQCTL", default_value = "rabbitmqctl")]
+        rabbitmqctl: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +131,10 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Report { from, to, by, format } => report(&settings, from, to, by, format).await,
         Command::Registry { action: RegistryAction::Load { file } } => load_registry(&settings, &file).await,
         Command::Calendar { action: CalendarAction::Import { file } } => import_calendar(&settings, &file).await,
+        Command::Principals { action: PrincipalsAction::Load { file } } => workers::principals::load(&settings, &file).await,
+        Command::Principals { action: PrincipalsAction::Apply { file, rabbitmqctl } } => {
+            workers::principals::apply(&settings, &file, &rabbitmqctl).await
+        }
     }
 }
 

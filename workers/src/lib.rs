@@ -4,9 +4,11 @@
 
 pub mod calendar;
 pub mod cli;
+pub mod principals;
 
 mod batch;
 mod deadline;
+mod identity;
 mod lifecycle;
 mod normalize;
 mod notify;
@@ -14,6 +16,7 @@ mod outbox;
 mod route;
 mod rules;
 
+pub use identity::Directory;
 pub use rules::Shared;
 
 use std::str::FromStr;
@@ -88,7 +91,12 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     let Some(registry) = retry_until_ok("loading the registry", settings, &shutdown, || store.registry()).await else {
         return Ok(());
     };
-    let shared = Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar) };
+    let Some(principals) = retry_until_ok("loading the principals", settings, &shutdown, || identity::Directory::load(store.clone())).await
+    else {
+        return Ok(());
+    };
+    tokio::spawn(principals.clone().refresh(shutdown.clone()));
+    let shared = Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar), principals };
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })

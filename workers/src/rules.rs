@@ -13,12 +13,13 @@ use nuannan::routing::Registry;
 use nuannan::store::{PetitionChange, PetitionRecord};
 
 /// What every role of a process shares, loaded once before the roles
-/// start (so they never seed the registry side by side): the registry and
-/// the deadline policy, whose calendar is kept current.
+/// start (so they never seed the registry side by side): the registry, the
+/// deadline policy (whose calendar is kept current) and the principals.
 #[derive(Clone)]
 pub struct Shared {
     pub registry: Arc<Registry>,
     pub policy: DeadlinePolicy,
+    pub principals: Arc<crate::identity::Directory>,
 }
 
 pub struct Rules {

@@ -2,7 +2,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::clock::deadlines::default_policy;
-use crate::domain::{Actor, PetitionId, RefuseReason};
+use crate::domain::{Actor, ActorRole, PetitionId, RefuseReason};
 use crate::lifecycle::expire_rating;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -27,6 +27,7 @@ fn state(status: Status, unit: &UnitPath) -> State<'_> {
         status,
         unit,
         citizen_id: "openid-1",
+        channel: crate::domain::Channel::Wechat,
         clocks: c,
         deadlines: Deadlines { respond_by: c.respond.unwrap().due, resolve_by: c.resolve.unwrap().due },
         working_days: 2,
@@ -53,9 +54,37 @@ fn handler(unit: &str, action: Action) -> Command {
     cmd(ActorRole::Handler, Some(unit), action)
 }
 
+/// Applies `c` as sent by a principal matching its actor (what the
+/// lifecycle role looks up by `user_id`); authorization has its own tests.
+fn apply(s: &State, c: &Command, env: &Env) -> Result<Transition, Refusal> {
+    use crate::identity::{Kind, Principal};
+    let kind = match c.actor.role {
+        ActorRole::Handler => Kind::Handler,
+        ActorRole::Dispatcher => Kind::Dispatcher,
+        ActorRole::Reviewer => Kind::Reviewer,
+        ActorRole::Citizen => Kind::Adapter,
+    };
+    if kind != crate::lifecycle::kind_for(&c.action) {
+        return Err(Refusal::Forbidden);
+    }
+    let unit = match kind {
+        Kind::Dispatcher => Some(c.actor.unit.clone().unwrap_or_else(|| "shinan".parse().unwrap())),
+        _ => c.actor.unit.clone(),
+    };
+    let sender = Principal {
+        user: "sender".parse().unwrap(),
+        kind,
+        unit,
+        channel: Some(crate::domain::Channel::Wechat),
+        api_key_sha256: None,
+        password_hash: None,
+    };
+    super::apply(s, c, &sender, env)
+}
+
 fn with_env<T>(now: &str, f: impl FnOnce(&Env) -> T) -> T {
     let policy = default_policy();
-    let exists = |u: &UnitPath| u.as_str().starts_with("shinan");
+    let exists = |u: &UnitPath| u.as_str().starts_with("shinan") && !u.as_str().ends_with("nowhere");
     let env = Env { now: at(now), policy: &policy, rating_period: Duration::days(3), unit_exists: &exists };
     f(&env)
 }
@@ -156,7 +185,7 @@ fn refuse_returns_to_the_district_platform_and_transfer_redispatches() {
     assert_eq!(t.handover.unwrap().to.as_str(), "shinan.xianggangzhonglu");
     assert_eq!(t.deadlines.respond_by, at("2026-11-23T15:00:00+08:00"));
 
-    let nowhere = cmd(ActorRole::Dispatcher, None, Action::Transfer { unit: "elsewhere".parse().unwrap() });
+    let nowhere = cmd(ActorRole::Dispatcher, None, Action::Transfer { unit: "shinan.nowhere".parse().unwrap() });
     let err = with_env("2026-11-23T11:00:00+08:00", |env| apply(&state(Status::Triage, &district), &nowhere, env)).unwrap_err();
     assert_eq!(err, Refusal::UnknownUnit);
 }

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod schemas;
 pub mod store_server;
 pub mod tap;
+pub mod users;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use nuannan::bus::{self, Exchange, Outgoing, Publisher};
 use nuannan::config::Settings;
 use nuannan::store::Store;
 use nuannan_workers::{self as workers, Role};
-use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, runners::AsyncRunner};
+use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt, core::ExecCommand, runners::AsyncRunner};
 use testcontainers_modules::{mongo::Mongo, rabbitmq::RabbitMq};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,8 @@ pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 struct Servers {
     amqp_url: String,
+    /// `docker exec <container> rabbitmqctl` when the broker is a test container.
+    rabbitmqctl: String,
     mongodb_uri: String,
     _containers: Option<(ContainerAsync<RabbitMq>, ContainerAsync<Mongo>)>,
 }
@@ -38,7 +41,7 @@ async fn servers() -> &'static Servers {
     SERVERS
         .get_or_init(|| async {
             match (std::env::var("NUANNAN_TEST_AMQP_URL"), std::env::var("NUANNAN_TEST_MONGODB_URI")) {
-                (Ok(amqp_url), Ok(mongodb_uri)) => Servers { amqp_url, mongodb_uri, _containers: None },
+                (Ok(amqp_url), Ok(mongodb_uri)) => Servers { amqp_url, mongodb_uri, rabbitmqctl: "rabbitmqctl".into(), _containers: None },
                 _ => start_containers().await,
             }
         })
@@ -51,13 +54,22 @@ async fn start_containers() -> Servers {
         .start()
         .await
         .expect("starting RabbitMQ (set NUANNAN_TEST_AMQP_URL to use a running one)");
+    // The harness acts for many principals, as the gateway does (see commands.rs).
+    let tag = ExecCommand::new(["rabbitmqctl", "set_user_tags", "guest", "administrator", "impersonator"]);
+    rabbit.exec(tag).await.expect("tagging guest as an impersonator");
     let mongo =
         Mongo::repl_set().with_tag("7.0").start().await.expect("starting MongoDB (set NUANNAN_TEST_MONGODB_URI to use a running one)");
     let amqp_url =
         format!("amqp://guest:guest@{}:{}/%2f", rabbit.get_host().await.unwrap(), rabbit.get_host_port_ipv4(5672).await.unwrap());
     let mongodb_uri =
         format!("mongodb://{}:{}/?directConnection=true", mongo.get_host().await.unwrap(), mongo.get_host_port_ipv4(27017).await.unwrap());
-    Servers { amqp_url, mongodb_uri, _containers: Some((rabbit, mongo)) }
+    let rabbitmqctl = format!("docker exec {} rabbitmqctl", rabbit.id());
+    Servers { amqp_url, mongodb_uri, rabbitmqctl, _containers: Some((rabbit, mongo)) }
+}
+
+/// How tests reach the broker's rabbitmqctl when `NUANNAN_RABBITMQCTL` is not set.
+pub fn rabbitmqctl_default() -> String {
+    SERVERS.get().map_or_else(|| "rabbitmqctl".to_owned(), |s| s.rabbitmqctl.clone())
 }
 
 /// Settings for a fresh namespace and database, as env vars would give them.
@@ -153,7 +165,13 @@ impl TestApp {
     }
 
     pub fn start_workers(&mut self, roles: &[Role]) {
-        let (settings, token, roles) = (self.settings.clone(), self.shutdown.clone(), roles.to_vec());
+        self.start_workers_as(&self.settings.amqp.url.clone(), roles);
+    }
+
+    /// The roles logged in to the broker with `amqp_url` (another user).
+    pub fn start_workers_as(&mut self, amqp_url: &str, roles: &[Role]) {
+        let (mut settings, token, roles) = (self.settings.clone(), self.shutdown.clone(), roles.to_vec());
+        settings.amqp.url = amqp_url.to_owned();
         self.workers.push(tokio::spawn(async move { workers::run(&settings, &roles, token).await }));
     }
 
@@ -305,9 +323,4 @@ pub fn hotline_order(order_no: &str, content: &str) -> String {
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/fixtures/wechat/{name}", crate::common::ROOT)).unwrap()
-}
-
-/// The login of the test's broker connection (`user_id` must equal it).
-pub fn broker_user(settings: &Settings) -> String {
-    settings.amqp.url.parse::<lapin::uri::AMQPUri>().map(|u| u.authority.userinfo.username).expect("a valid amqp.url")
 }
