@@ -2,7 +2,8 @@
 # reachable and exports NUANNAN_AMQP_URL / NUANNAN_MONGODB_URI.
 #
 # - NUANNAN_TEST_AMQP_URL / NUANNAN_TEST_MONGODB_URI already set: use them.
-# - A Docker engine: docker/compose.yml (RabbitMQ 3.13, MongoDB 7 replica set).
+# - A Docker engine: throwaway test containers (RabbitMQ 3.13, MongoDB 7) on
+#   the default ports (docker/compose.yml is the deployment, closed to the host).
 # - Otherwise (this machine): the local RabbitMQ server, and SecantusDB — a
 #   MongoDB wire-protocol server from PyPI — in a virtualenv under .venv.
 
@@ -57,9 +58,14 @@ services_up() {
   if [ -n "${NUANNAN_TEST_AMQP_URL:-}" ] && [ -n "${NUANNAN_TEST_MONGODB_URI:-}" ]; then
     export NUANNAN_AMQP_URL="$NUANNAN_TEST_AMQP_URL" NUANNAN_MONGODB_URI="$NUANNAN_TEST_MONGODB_URI"
   elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-    log "starting RabbitMQ and MongoDB with Docker Compose"
-    docker compose -f "$ROOT/docker/compose.yml" up -d --wait rabbitmq mongo
-    impersonating_guest docker compose -f "$ROOT/docker/compose.yml" exec -T rabbitmq rabbitmqctl
+    log "starting RabbitMQ and MongoDB test containers"
+    docker start nuannan-test-rabbitmq >/dev/null 2>&1 ||
+      docker run -d --name nuannan-test-rabbitmq -p 5672:5672 rabbitmq:3.13 >/dev/null
+    docker start nuannan-test-mongo >/dev/null 2>&1 ||
+      docker run -d --name nuannan-test-mongo -p 27017:27017 mongo:7 >/dev/null
+    until docker exec nuannan-test-rabbitmq rabbitmqctl -q await_startup >/dev/null 2>&1; do sleep 1; done
+    impersonating_guest docker exec nuannan-test-rabbitmq rabbitmqctl
+    export NUANNAN_RABBITMQCTL="docker exec nuannan-test-rabbitmq rabbitmqctl"
     export NUANNAN_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
     export NUANNAN_MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true"
   elif command -v rabbitmq-server >/dev/null 2>&1; then

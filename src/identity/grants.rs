@@ -41,7 +41,8 @@ pub fn own_queues(namespace: &str, user: &str) -> String {
 
 pub fn grant(p: &Principal, namespace: &str) -> Grant {
     let ns = escape(namespace);
-    let exchange = |name: &str| format!("{ns}\\.{name}");
+    // A resource of the namespace; `name` is a regex itself (`dispatch`, or `outbound\\.wechat` for a queue).
+    let resource = |name: &str| format!("{ns}\\.{name}");
     let anchored = |alternatives: &[String]| format!("^({})$", alternatives.join("|"));
     let own = own_queues(namespace, p.user.as_str());
     let subtree = |prefix: &str| {
@@ -54,8 +55,8 @@ pub fn grant(p: &Principal, namespace: &str) -> Grant {
     let client = |write: &[&str], read: &[&str], topics: Vec<TopicGrant>| Grant {
         tags: vec![],
         configure: anchored(std::slice::from_ref(&own)),
-        write: anchored(&std::iter::once(own.clone()).chain(write.iter().map(|e| exchange(e))).collect::<Vec<_>>()),
-        read: anchored(&std::iter::once(own.clone()).chain(read.iter().map(|e| exchange(e))).collect::<Vec<_>>()),
+        write: anchored(&std::iter::once(own.clone()).chain(write.iter().map(|e| resource(e))).collect::<Vec<_>>()),
+        read: anchored(&std::iter::once(own.clone()).chain(read.iter().map(|e| resource(e))).collect::<Vec<_>>()),
         topics,
     };
     // A supervisor's or dispatcher's escalations: `<level>.<unit>…` and
@@ -86,9 +87,12 @@ pub fn grant(p: &Principal, namespace: &str) -> Grant {
         Kind::Supervisor => client(&[], &["escalations"], vec![escalations()]),
         Kind::Adapter => {
             let channel = p.channel.map_or(NOTHING.to_owned(), |c| format!("^{}$", c.as_str()));
+            // Its channel's durable outbound queue `{ns}.outbound.<channel>`
+            // (declared by the pipeline, so nothing waits on the adapter to bind).
+            let queue = p.channel.map_or_else(|| "outbound".to_owned(), |c| format!("outbound\\.{}", c.as_str()));
             client(
                 &["intake", "commands"],
-                &["outbound"],
+                &["outbound", &queue],
                 vec![topic("intake", &channel, NOTHING.to_owned()), commands("rate"), topic("outbound", NOTHING, channel.clone())],
             )
         }
@@ -163,6 +167,7 @@ mod tests {
         assert!(allows(&intake.write, "hotline") && !allows(&intake.write, "wechat"));
         let commands = topic(&g, "ns.commands");
         assert!(allows(&commands.write, "petition.rate") && !allows(&commands.write, "petition.approve"));
+        assert!(allows(&g.read, "ns.outbound.hotline") && !allows(&g.read, "ns.outbound.wechat"), "{}", g.read);
         let outbound = topic(&g, "ns.outbound");
         assert!(allows(&outbound.read, "hotline") && !allows(&outbound.read, "#") && !allows(&outbound.read, "wechat"));
     }

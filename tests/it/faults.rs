@@ -9,13 +9,15 @@
 //! MongoDB server binary it starts itself on a free port
 //! (`NUANNAN_FAULT_MONGOD`, default `.venv/bin/secantusd-py` as
 //! `./scripts/test` installs it; `mongod` works too). Without them it says so
-//! and passes vacuously; `./scripts/test` and CI always have them.
+//! and passes vacuously; `./scripts/test` and CI always have them. The
+//! roles log in as a pipeline user made with `nuannan principals apply`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common::store_server::{StoreServer, mongod_command};
+use crate::common::users::BrokerUsers;
 use crate::common::{TestApp, app_petition, hotline_order, test_settings, wechat_text};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -53,7 +55,12 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     settings.deadline.scan_interval_ms = 200;
     let mut app = TestApp::with_settings(settings).await;
     let audit = Audit::declare(&mut app).await;
-    let mut workers = Workers { settings: app.settings.clone(), logs: dir.join("logs"), running: HashMap::new(), spawned: 0 };
+    // The roles run as the pipeline's own least-privilege broker user, as deployed.
+    let pipeline = format!("{}-pipeline", app.settings.namespace);
+    let users = BrokerUsers::apply(&app.settings, &[&pipeline], &format!("[[principal]]\nuser = \"{pipeline}\"\nkind = \"pipeline\"\n"));
+    let mut as_pipeline = app.settings.clone();
+    as_pipeline.amqp.url = users.url(&app.settings, &pipeline);
+    let mut workers = Workers { settings: as_pipeline, logs: dir.join("logs"), running: HashMap::new(), spawned: 0 };
     for role in ["normalize", "normalize", "route", "route", "deadline", "lifecycle", "notify"] {
         workers.start(role);
     }
