@@ -104,7 +104,12 @@ async fn run(args: &Args, settings: &Settings, store: &Store, finds: &AtomicU64,
         let publisher = Publisher::open(&conn, topology(settings)).await?;
         let policy = settings.deadline_policy(nuannan::clock::SharedCalendar::new(nuannan::clock::Calendar::bundled()));
         let principals = nuannan_workers::Directory::load(store.clone()).await?;
-        let shared = nuannan_workers::Shared { registry: std::sync::Arc::new(store.registry().await?), policy, principals };
+        let shared = nuannan_workers::Shared {
+            registry: std::sync::Arc::new(store.registry().await?),
+            policy,
+            principals,
+            gateway: Default::default(),
+        };
         let worker = DeadlineWorker::new(settings, store.clone(), publisher, &shared);
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move { worker.run(&token).await }));

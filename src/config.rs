@@ -31,6 +31,44 @@ pub struct Settings {
     /// Unknown keys under `[notify]` are caught by the key check in `load`.
     pub notify: crate::templates::Templates,
     pub ops: OpsSettings,
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub wechat: WechatSettings,
+    #[serde(default)]
+    pub hotline: HotlineSettings,
+}
+
+/// The HTTP edge (`docs/contract.md` §12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Empty disables the gateway.
+    pub http_addr: String,
+    pub publish_timeout_ms: u64,
+    /// Per principal or client address; 0 = no limit.
+    pub rate_limit_per_s: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings { http_addr: String::new(), publish_timeout_ms: 3000, rate_limit_per_s: 50 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatSettings {
+    pub token: String,
+    pub app_id: String,
+    pub encoding_aes_key: String,
+    pub account: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotlineSettings {
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -272,6 +310,16 @@ impl Settings {
         if !self.ops.http_addr.is_empty() && self.ops.http_addr.parse::<std::net::SocketAddr>().is_err() {
             return invalid("ops.http_addr", "must be HOST:PORT with an IP address, or empty to disable");
         }
+        if !self.gateway.http_addr.is_empty() && self.gateway.http_addr.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("gateway.http_addr", "must be HOST:PORT with an IP address, or empty to disable");
+        }
+        within("gateway.publish_timeout_ms", self.gateway.publish_timeout_ms, 1, 60_000)?;
+        within("gateway.rate_limit_per_s", self.gateway.rate_limit_per_s, 0, 1_000_000)?;
+        if !self.wechat.encoding_aes_key.is_empty()
+            && crate::gateway::wechat::MessageCrypto::new(&self.wechat.encoding_aes_key, "").is_err()
+        {
+            return invalid("wechat.encoding_aes_key", "must be 43 base64 characters, or empty for plaintext mode");
+        }
         let templates = [
             ("notify.accepted", &self.notify.accepted),
             ("notify.result", &self.notify.result),
@@ -286,6 +334,17 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// How intake bodies are checked (normalize and the gateway alike).
+    pub fn intake_policy(&self) -> crate::intake::IntakePolicy {
+        crate::intake::IntakePolicy {
+            max_body_bytes: self.intake.max_body_bytes,
+            clock: crate::domain::ReceiptClock {
+                future_tolerance: chrono::Duration::seconds(self.intake.future_tolerance_secs),
+                max_age: chrono::Duration::days(self.intake.max_age_days),
+            },
+        }
     }
 
     pub fn office_close(&self) -> Option<NaiveTime> {

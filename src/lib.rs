@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod gateway;
 pub mod identity;
 pub mod intake;
 pub mod lifecycle;

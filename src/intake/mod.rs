@@ -80,7 +80,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
         Rejection { reason, detail: detail.into(), payload_id: None }
     }
 

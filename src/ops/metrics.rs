@@ -37,8 +37,34 @@ impl RoleMetrics {
     }
 }
 
+/// Requests of one HTTP route: by status, and a latency histogram.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    latency_micros: AtomicU64,
+}
+
+impl HttpMetrics {
+    /// One answered request (`status`), or with status 0 one observation
+    /// of a latency only (publish confirms).
+    pub fn observe(&self, status: u16, took: Duration) {
+        if status != 0 {
+            *self.statuses.lock().expect("metrics lock").entry(status).or_default() += 1;
+        }
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.latency_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    http: Mutex<BTreeMap<&'static str, &'static HttpMetrics>>,
     roles: Mutex<BTreeMap<&'static str, &'static RoleMetrics>>,
     /// Batches whose work panicked; the batcher carried on.
     pub batch_panics: AtomicU64,
@@ -60,6 +86,12 @@ impl Metrics {
     pub fn role(&self, role: &'static str) -> &'static RoleMetrics {
         let mut roles = self.roles.lock().expect("metrics lock");
         roles.entry(role).or_insert_with(|| Box::leak(Box::default()))
+    }
+
+    /// The metrics of HTTP route `route` (`confirm`: the gateway's publish confirms).
+    pub fn http(&self, route: &'static str) -> &'static HttpMetrics {
+        let mut routes = self.http.lock().expect("metrics lock");
+        routes.entry(route).or_insert_with(|| Box::leak(Box::default()))
     }
 
     pub fn set_queue_depth(&self, queue: &str, depth: u64) {
@@ -106,6 +138,30 @@ pub fn render(broker: bool, store: bool) -> String {
         let _ = writeln!(out, "{name}_count{{role=\"{role}\"}} {total}");
     }
     let m = metrics();
+    let routes: Vec<(&str, &HttpMetrics)> = m.http.lock().expect("metrics lock").iter().map(|(k, v)| (*k, *v)).collect();
+    if !routes.is_empty() {
+        let name = "nuannan_http_requests_total";
+        let _ = writeln!(out, "# HELP {name} HTTP requests answered, by route and status.\n# TYPE {name} counter");
+        for (route, h) in &routes {
+            for (status, n) in h.statuses.lock().expect("metrics lock").iter() {
+                let _ = writeln!(out, "{name}{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+        let name = "nuannan_http_seconds";
+        let _ =
+            writeln!(out, "# HELP {name} HTTP request latency by route (`confirm`: publish to broker confirm).\n# TYPE {name} histogram");
+        for (route, h) in &routes {
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&h.buckets) {
+                cumulative += count.load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+            }
+            let total = h.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {total}");
+            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", h.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
+            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {total}");
+        }
+    }
     let name = "nuannan_batch_panics_total";
     let _ = writeln!(out, "# HELP {name} Batches whose work panicked (the batcher restarted).\n# TYPE {name} counter");
     let _ = writeln!(out, "{name} {}", m.batch_panics.load(Ordering::Relaxed));

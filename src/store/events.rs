@@ -57,3 +57,26 @@ fn only_duplicates(err: &mongodb::error::Error) -> bool {
         _ => is_duplicate_key(err),
     }
 }
+
+impl Store {
+    /// The events of one petition, oldest first.
+    pub async fn events_of(&self, petition_id: &str) -> Result<Vec<crate::gateway::TimelineEvent>> {
+        use futures::TryStreamExt;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            #[serde(rename = "type")]
+            kind: String,
+            at: DateTime,
+            #[serde(default)]
+            data: serde_json::Value,
+        }
+        let events: Vec<Stored> = self
+            .collection::<Stored>(EVENTS)
+            .find(doc! { "petition_id": petition_id })
+            .sort(doc! { "at": 1, "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(events.into_iter().map(|e| crate::gateway::TimelineEvent { kind: e.kind, at: e.at.to_chrono(), data: e.data }).collect())
+    }
+}

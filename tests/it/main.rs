@@ -12,6 +12,7 @@ mod correctness;
 mod crash;
 mod deadline;
 mod faults;
+mod gateway;
 mod identity;
 mod intake;
 mod lifecycle;

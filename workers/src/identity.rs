@@ -37,6 +37,11 @@ impl Directory {
         self.store.principal(user).await
     }
 
+    /// The principal whose HTTP key is `key` (from the last reload).
+    pub fn by_api_key(&self, key: &str) -> Option<Principal> {
+        self.current.read().expect("principals lock").by_api_key(key).cloned()
+    }
+
     /// Reloads the whole set every [`REFRESH`] until shutdown.
     pub async fn refresh(self: Arc<Self>, shutdown: CancellationToken) {
         loop {

@@ -8,6 +8,7 @@ pub mod principals;
 
 mod batch;
 mod deadline;
+pub mod gateway;
 mod identity;
 mod lifecycle;
 mod normalize;
@@ -44,10 +45,12 @@ pub enum Role {
     Lifecycle,
     Deadline,
     Notify,
+    /// The HTTP edge (`gateway.http_addr`; not run when it is empty).
+    Gateway,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify];
+    pub const ALL: [Role; 6] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify, Role::Gateway];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +59,7 @@ impl Role {
             Role::Lifecycle => "lifecycle",
             Role::Deadline => "deadline",
             Role::Notify => "notify",
+            Role::Gateway => "gateway",
         }
     }
 }
@@ -70,6 +74,8 @@ impl FromStr for Role {
 
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
+    let roles: Vec<Role> = roles.iter().copied().filter(|&r| r != Role::Gateway || !settings.gateway.http_addr.is_empty()).collect();
+    let roles = roles.as_slice();
     let store = Store::open(&settings.mongodb).await?;
     let health = nuannan::ops::health();
     health.expect_roles(roles.len());
@@ -96,13 +102,21 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         return Ok(());
     };
     tokio::spawn(principals.clone().refresh(shutdown.clone()));
-    let shared = Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar), principals };
+    let shared =
+        Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar), principals, gateway: gateway::Slot::default() };
+    let server = roles.contains(&Role::Gateway).then(|| {
+        let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
+        tokio::spawn(async move { gateway::serve(settings, store, shared, shutdown).await })
+    });
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })
     });
     for task in futures::future::join_all(tasks).await {
         task.context("worker task panicked")?;
+    }
+    if let Some(server) = server {
+        server.await.context("gateway task panicked")?.context("the gateway's HTTP server")?;
     }
     outbox::drain().await;
     Ok(())
@@ -220,6 +234,12 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
             Role::Lifecycle => consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher, shared)).await,
             Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher, shared)).await,
             Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, shared).run(shutdown).await,
+            Role::Gateway => {
+                // Publishing only: the HTTP server takes this session's publisher.
+                shared.gateway.set(Some(publisher.with_confirm_timeout(Duration::from_millis(settings.gateway.publish_timeout_ms))));
+                shutdown.cancelled().await;
+                Ok(())
+            }
         }
     };
     nuannan::ops::health().session_up();
@@ -229,6 +249,9 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
         result = work => result,
         _ = watch.closed() => Err(anyhow::anyhow!("the publishing channel was closed by the broker")),
     };
+    if role == Role::Gateway {
+        shared.gateway.set(None);
+    }
     nuannan::ops::health().session_down();
     let _ = consuming.close(200, "bye".into()).await;
     let _ = publishing.close(200, "bye".into()).await;

@@ -13,7 +13,7 @@ use super::batch::{Batcher, bulk_or_single};
 use super::outbox;
 use nuannan::bus::{Failure, Handler, Outcome, Publisher};
 use nuannan::config::Settings;
-use nuannan::domain::{Channel, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, ReceiptClock, Recipient, receipt_text};
+use nuannan::domain::{Channel, Event, EventType, NewPetition, Outbound, OutboundKind, PetitionId, Recipient, receipt_text};
 use nuannan::intake::{self, HeldAttachment, Intake, IntakePolicy};
 use nuannan::store::{OutboxMessage, PetitionRecord, RawRetention, RejectionRecord, Store};
 use nuannan::telemetry::{mask_id, mask_text};
@@ -73,13 +73,7 @@ impl Inner {
         Inner {
             store,
             publisher,
-            policy: IntakePolicy {
-                max_body_bytes: settings.intake.max_body_bytes,
-                clock: ReceiptClock {
-                    future_tolerance: Duration::seconds(settings.intake.future_tolerance_secs),
-                    max_age: Duration::days(settings.intake.max_age_days),
-                },
-            },
+            policy: settings.intake_policy(),
             attach_window: Duration::seconds(settings.intake.attach_window_secs),
             respond_hours: settings.deadline.respond_hours,
             retention: RawRetention { days: settings.retention.days, too_large_bytes: settings.retention.raw_max_bytes },

@@ -20,6 +20,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     pub policy: DeadlinePolicy,
     pub principals: Arc<crate::identity::Directory>,
+    /// The gateway's publisher, filled by its broker session.
+    pub gateway: crate::gateway::Slot,
 }
 
 pub struct Rules {

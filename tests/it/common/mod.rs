@@ -4,6 +4,7 @@
 //! test gets its own namespace and database.
 
 pub mod commands;
+pub mod http;
 pub mod schemas;
 pub mod store_server;
 pub mod tap;

@@ -10,7 +10,9 @@ use lapin::types::FieldTable;
 pub struct Tapped {
     pub routing_key: String,
     pub message_id: Option<String>,
+    /// The JSON body (`null` for an XML one: WeChat intake).
     pub body: serde_json::Value,
+    pub raw: Vec<u8>,
 }
 
 pub struct Tap {
@@ -43,10 +45,11 @@ impl Tap {
     pub async fn messages(&self) -> Vec<Tapped> {
         while let Some(msg) = self.channel.basic_get(self.queue.as_str().into(), BasicGetOptions::default()).await.unwrap() {
             let d = msg.delivery;
-            let body = serde_json::from_slice(&d.data).expect("published messages are JSON");
+            let xml = d.properties.content_type().as_ref().is_some_and(|c| c.as_str() == "application/xml");
+            let body = if xml { serde_json::Value::Null } else { serde_json::from_slice(&d.data).expect("published messages are JSON") };
             let message_id = d.properties.message_id().as_ref().map(|s| s.to_string());
             d.ack(BasicAckOptions::default()).await.unwrap();
-            self.seen.lock().unwrap().push(Tapped { routing_key: d.routing_key.to_string(), message_id, body });
+            self.seen.lock().unwrap().push(Tapped { routing_key: d.routing_key.to_string(), message_id, body, raw: d.data.clone() });
         }
         self.seen.lock().unwrap().clone()
     }
