@@ -54,6 +54,31 @@ start_secantus_local() {
   export NUANNAN_MONGODB_URI="$uri"
 }
 
+# The real peers the tests drive (PyPI): wechatpy seals WeChat pushes as the
+# WeChat server does, schemathesis checks the gateway against its OpenAPI
+# document. Pinned; installed into .venv.
+PYTHON_PEERS="wechatpy==1.8.18 cryptography==50.0.2 xmltodict==1.0.4 schemathesis==4.32.5"
+
+python_peers() {
+  [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
+  if ! "$ROOT/.venv/bin/python" -c 'import wechatpy, schemathesis' 2>/dev/null; then
+    log "installing the Python peers into .venv ($PYTHON_PEERS)"
+    "$ROOT/.venv/bin/pip" install -q $PYTHON_PEERS
+  fi
+}
+
+# Debian tools the suite uses: wrk (the gateway benchmark's load tool).
+debian_tools() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing wrk (Debian)"
+    apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+  else
+    echo "wrk is missing: apt-get install wrk" >&2
+    return 1
+  fi
+}
+
 services_up() {
   if [ -n "${NUANNAN_TEST_AMQP_URL:-}" ] && [ -n "${NUANNAN_TEST_MONGODB_URI:-}" ]; then
     export NUANNAN_AMQP_URL="$NUANNAN_TEST_AMQP_URL" NUANNAN_MONGODB_URI="$NUANNAN_TEST_MONGODB_URI"

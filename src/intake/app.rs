@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::text::{optional, parse_json, required, rfc3339};
+use super::text::{optional, parse_json, present, required, rfc3339};
 use super::{Intake, Rejection};
 use crate::domain::{Category, Channel, Citizen, GeoPoint, NewPetition, ReceiptClock, RoutingHints, Source};
 
@@ -12,22 +12,33 @@ use crate::domain::{Category, Channel, Citizen, GeoPoint, NewPetition, ReceiptCl
 #[derive(Deserialize)]
 struct AppPayload {
     request_id: String,
+    #[serde(default, deserialize_with = "present")]
     submitted_at: Option<String>,
     user: AppUser,
+    #[serde(default, deserialize_with = "present")]
     content: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     category: Option<Category>,
+    #[serde(default, deserialize_with = "present")]
     subcategory: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     urgent: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     location: Option<AppLocation>,
+    #[serde(default, deserialize_with = "present")]
     address: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     building_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     images: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 struct AppUser {
     id: String,
+    #[serde(default, deserialize_with = "present")]
     phone: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
 }
 

@@ -3,27 +3,36 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::text::{instant_or_local, invalid, optional, parse_json, required};
+use super::text::{instant_or_local, invalid, optional, parse_json, present, required};
 use super::{Intake, Rejection};
 use crate::domain::{Channel, Citizen, Classification, NewPetition, ReceiptClock, RoutingHints, Source};
 
 #[derive(Deserialize)]
 struct WorkOrder {
     order_no: String,
+    #[serde(default, deserialize_with = "present")]
     created_at: Option<String>,
     caller: Caller,
+    #[serde(default, deserialize_with = "present")]
     content: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     classification: Option<HotlineClass>,
+    #[serde(default, deserialize_with = "present")]
     address: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     street: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     community: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     urgency: Option<Urgency>,
+    #[serde(default, deserialize_with = "present")]
     time_limit_days: Option<u8>,
 }
 
 #[derive(Deserialize)]
 struct Caller {
     phone: String,
+    #[serde(default, deserialize_with = "present")]
     name: Option<String>,
 }
 

@@ -58,3 +58,10 @@ mod tests {
         assert!(instant_or_local("created_at", "yesterday").is_err());
     }
 }
+
+/// For optional fields of a JSON payload: absent is `None`, but an explicit
+/// `null` is an error — the schemas allow no nulls, and the parser must not
+/// accept what the schema refuses. Use with `#[serde(default, deserialize_with = "present")]`.
+pub(super) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -215,8 +216,13 @@ impl Gateway {
     }
 }
 
-async fn wechat_verify(State(gw): State<Arc<Gateway>>, Query(q): Query<WechatQuery>) -> Result<String, ApiError> {
-    gw.wechat.verify_url(&q, Utc::now()).map_err(wechat_refused)
+/// A query string the route cannot read: 400 `malformed` in our error shape.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| error(StatusCode::BAD_REQUEST, "malformed", e.body_text()))
+}
+
+async fn wechat_verify(State(gw): State<Arc<Gateway>>, q: Result<Query<WechatQuery>, QueryRejection>) -> Result<String, ApiError> {
+    gw.wechat.verify_url(&query(q)?, Utc::now()).map_err(wechat_refused)
 }
 
 fn wechat_refused(refusal: WechatRefusal) -> ApiError {
@@ -232,7 +238,12 @@ async fn body_of(gw: &Gateway, channel: &str, body: Body) -> Result<Bytes, ApiEr
     }
 }
 
-async fn wechat_push(State(gw): State<Arc<Gateway>>, Query(q): Query<WechatQuery>, body: Body) -> Result<&'static str, ApiError> {
+async fn wechat_push(
+    State(gw): State<Arc<Gateway>>,
+    q: Result<Query<WechatQuery>, QueryRejection>,
+    body: Body,
+) -> Result<&'static str, ApiError> {
+    let q = query(q)?;
     let body = body_of(&gw, "wechat", body).await?;
     let plain = match gw.wechat.open(&q, &body, Utc::now()) {
         Ok(plain) => plain,
@@ -289,10 +300,12 @@ struct ViewQuery {
 async fn app_view(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<ViewQuery>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     app_adapter(&gw, &headers)?;
+    let Path(id) = id.map_err(|e| error(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
+    let q = query(q)?;
     let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such petition for this user");
     let user = q.user_id.ok_or_else(not_found)?;
     let petition_id = id.parse::<nuannan::domain::PetitionId>().map_err(|_| not_found())?;
@@ -316,12 +329,23 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
     (status, Json(json!({ "broker": up }))).into_response()
 }
 
-/// The OpenAPI document, `schemas/openapi.yaml`, as JSON.
-async fn openapi() -> Response {
+/// The OpenAPI document, `schemas/openapi.yaml` with the intake schemas, as JSON.
+async fn openapi() -> Json<serde_json::Value> {
     static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    let doc = DOC
-        .get_or_init(|| serde_yaml_ng::from_str(include_str!("../../schemas/openapi.yaml")).expect("schemas/openapi.yaml is valid YAML"));
-    Json(doc.clone()).into_response()
+    let doc = DOC.get_or_init(|| {
+        let mut doc: serde_json::Value = serde_yaml_ng::from_str(include_str!("../../schemas/openapi.yaml")).expect("valid YAML");
+        // The intake payloads are described once, by their JSON Schemas (OpenAPI 3.1 takes them as they are).
+        for (name, schema) in [
+            ("AppPetition", include_str!("../../schemas/intake/app.schema.json")),
+            ("HotlineOrder", include_str!("../../schemas/intake/hotline.schema.json")),
+        ] {
+            let mut schema: serde_json::Value = serde_json::from_str(schema).expect("valid JSON Schema");
+            schema.as_object_mut().expect("an object").retain(|k, _| k != "$schema" && k != "$id");
+            doc["components"]["schemas"][name] = schema;
+        }
+        doc
+    });
+    Json(doc.clone())
 }
 
 /// A token bucket per principal or client address: `rate` requests per
