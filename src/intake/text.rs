@@ -47,6 +47,13 @@ pub(super) fn instant_or_local(field: &str, value: &str) -> Result<DateTime<Utc>
     })
 }
 
+/// For optional fields of a JSON payload: absent is `None`, but an explicit
+/// `null` is an error — the schemas allow no nulls, and the parser must not
+/// accept what the schema refuses. Use with `#[serde(default, deserialize_with = "present")]`.
+pub(super) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,11 +64,4 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-11-27T01:30:00+00:00");
         assert!(instant_or_local("created_at", "yesterday").is_err());
     }
-}
-
-/// For optional fields of a JSON payload: absent is `None`, but an explicit
-/// `null` is an error — the schemas allow no nulls, and the parser must not
-/// accept what the schema refuses. Use with `#[serde(default, deserialize_with = "present")]`.
-pub(super) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
