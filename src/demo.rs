@@ -1,5 +1,6 @@
-//! `nuannan demo`: publishes a short stream from all three channels, the
-//! way channel adapters would, and prints what became of each message.
+//! `nuannan demo`: sends a short stream from all three channels to the
+//! gateway over HTTP, as WeChat, the 12345 platform and the App backend do
+//! (signed, sealed, keyed), and prints what became of each message.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use chrono::Utc;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use mongodb::bson::{Document, doc};
 
-use crate::bus::{self, Exchange, Outgoing, Publisher, topology};
+use crate::bus::{self, topology};
 use crate::config::Settings;
 use crate::domain::Channel;
 use crate::store::{CHANNEL_EVENTS, PETITIONS, REJECTIONS, Store};
@@ -93,25 +94,52 @@ fn samples(run: &str) -> Vec<Sample> {
     ]
 }
 
+/// Sends `s` to the gateway as its channel would; the HTTP status and body.
+async fn send(settings: &Settings, app_key: &str, s: &Sample) -> anyhow::Result<(u16, String)> {
+    let addr = settings.gateway.http_addr.as_str();
+    let now = Utc::now().timestamp();
+    let body = s.body.as_bytes();
+    let (path, headers) = match s.channel {
+        "wechat" => {
+            let signature = crate::gateway::wechat::signature(&[&settings.wechat.token, &now.to_string(), "demo"]);
+            (format!("/wechat/callback?signature={signature}&timestamp={now}&nonce=demo"), vec![("content-type", "text/xml".to_owned())])
+        }
+        "hotline" => (
+            "/hotline/orders".to_owned(),
+            vec![
+                ("x-nuannan-timestamp", now.to_string()),
+                ("x-nuannan-signature", crate::gateway::signed::sign(&settings.hotline.secret, now, body)),
+                ("content-type", "application/json".to_owned()),
+            ],
+        ),
+        _ => (
+            "/app/petitions".to_owned(),
+            vec![("authorization", format!("Bearer {app_key}")), ("content-type", "application/json".to_owned())],
+        ),
+    };
+    let (status, answer) = crate::gateway::client::request(addr, "POST", &path, &headers, body)
+        .await
+        .with_context(|| format!("no gateway answers on {addr}"))?;
+    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
+}
+
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(!settings.gateway.http_addr.is_empty(), "the demo talks to the gateway: set gateway.http_addr");
+    let app_key = std::env::var("NUANNAN_DEMO_APP_KEY").context("NUANNAN_DEMO_APP_KEY: the App adapter's key")?;
     let run = Utc::now().format("%H%M%S%3f").to_string();
-    crate::bus::declare_topology(settings).await?;
     let topology = topology(settings);
     let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
-    let publisher = Publisher::open(&conn, topology.clone()).await?;
     let store = Store::open(&settings.mongodb).await?;
     let samples = samples(&run);
+    let mut answers = Vec::new();
     for s in &samples {
-        let mut msg = Outgoing::json(Exchange::Intake, s.channel, s.body.clone().into_bytes(), s.key.clone());
-        if s.channel == "wechat" {
-            msg.content_type = "application/xml";
-        }
-        publisher.publish(&msg).await.context("publishing demo message")?;
+        answers.push(send(settings, &app_key, s).await?);
     }
-    println!("published {} messages to {}; waiting for the pipeline…\n", samples.len(), topology.exchange(Exchange::Intake));
+    println!("sent {} requests to the gateway on {}; waiting for the pipeline…\n", samples.len(), settings.gateway.http_addr);
 
     let mut receipts = HashMap::new();
-    for s in &samples {
+    for (s, (status, answer)) in samples.iter().zip(&answers) {
+        println!("{:<42} HTTP {status} {}", s.what, answer.trim());
         let mut outcome = wait_for_outcome(&store, s).await?;
         if let Some(id) = outcome.get_str("_id").ok().filter(|_| outcome.contains_key("status")).map(str::to_owned) {
             outcome = wait_for_routing(&store, &id).await?;
@@ -121,7 +149,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        println!("{:<42} → {}", s.what, describe(&outcome, &receipts));
+        println!("{:<42} → {}", "", describe(&outcome, &receipts));
     }
     conn.close(200, "demo done".into()).await?;
     Ok(())

@@ -4,6 +4,7 @@
 //! refusal with its status and reason code. The server is the `gateway`
 //! role in the workers crate.
 
+pub mod client;
 pub mod signed;
 mod view;
 pub mod wechat;

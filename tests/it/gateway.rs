@@ -10,8 +10,9 @@ use nuannan::identity::api_key_digest;
 use nuannan_workers::Role;
 use serde_json::{Value, json};
 
-use crate::common::http::{free_addr, request};
 use crate::common::{ROOT, TestApp, hotline_order, test_settings, wait_for, wechat_text};
+use crate::ops::free_addr;
+use nuannan::gateway::client::request;
 
 const TOKEN: &str = "nuannan-token";
 /// Tencent's sample key: non-canonical base64, as most real keys are.
@@ -202,7 +203,7 @@ async fn a_sender_over_its_rate_gets_429_with_retry_after() {
     // … and refused in a burst over 2 per second.
     let mut statuses = vec![200];
     for _ in 0..6 {
-        let (status, headers) = crate::common::http::request_headers(&addr, "GET", "/openapi.json").await.unwrap();
+        let (status, headers) = nuannan::gateway::client::request_headers(&addr, "GET", "/openapi.json").await.unwrap();
         statuses.push(status);
         if status == 429 {
             assert!(headers.to_ascii_lowercase().contains("retry-after: 1"), "{headers}");

@@ -4,7 +4,6 @@
 //! test gets its own namespace and database.
 
 pub mod commands;
-pub mod http;
 pub mod schemas;
 pub mod store_server;
 pub mod tap;

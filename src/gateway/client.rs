@@ -1,12 +1,8 @@
 //! A minimal HTTP/1.1 client over a TCP stream (`Connection: close`), enough
-//! to drive the gateway byte for byte, bad bodies included.
+//! to drive the gateway byte for byte, bad bodies included: what the demo
+//! (as the channels) and the tests use. Not for production traffic.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 /// Status, header block and body of one request; `None` if nothing listens.
 pub async fn exchange(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Option<(u16, String, Vec<u8>)> {
