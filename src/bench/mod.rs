@@ -2,6 +2,7 @@
 //! store, measured in the same run against what the raw broker and the raw
 //! store do alone, so the ratios are the claim (`docs/contract.md` §9).
 
+mod gateway;
 mod pipeline;
 mod raw;
 pub mod sample;
@@ -20,6 +21,16 @@ pub struct BenchArgs {
     /// Messages through the raw broker loop.
     #[arg(long, default_value_t = 10_000)]
     pub broker_messages: usize,
+    /// Benchmark the gateway instead: each route under wrk against the raw
+    /// broker's confirmed publishes.
+    #[arg(long)]
+    pub gateway: bool,
+    /// Gateway benchmark: concurrent HTTP connections (and raw publishers).
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// Gateway benchmark: seconds per run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
 }
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
@@ -32,7 +43,11 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     store.ensure_indexes().await?;
     let conn = crate::bus::connect(&settings.amqp.url, "nuannan-bench").await?;
 
-    let result = measure(&settings, &store, &conn, args).await;
+    let result = if args.gateway {
+        gateway::measure(&settings, &store, &conn, args.connections, args.seconds).await
+    } else {
+        measure(&settings, &store, &conn, args).await
+    };
 
     crate::bus::topology(&settings).delete(&conn.create_channel().await?).await?;
     store.database().drop().await?;

@@ -414,3 +414,60 @@ impl Audit {
         seen
     }
 }
+
+/// Restores the broker's memory watermark however the test ends.
+struct Unblock;
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl").args(["-q", "set_vm_memory_high_watermark", "0.4"]).status();
+    }
+}
+
+/// The gateway answers only after the broker's confirm: while a memory
+/// alarm blocks publishers it answers 503 past `gateway.publish_timeout_ms`,
+/// and the channel's retry afterwards is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "raises a memory alarm on the broker: run alone (see main.rs)"]
+async fn a_blocked_broker_gets_503_and_the_retry_is_stored_once() {
+    if std::env::var("NUANNAN_TEST_AMQP_URL").is_err() || which("rabbitmqctl").is_none() {
+        eprintln!("skipped: needs a local RabbitMQ controllable with rabbitmqctl and NUANNAN_TEST_AMQP_URL");
+        return;
+    }
+    use nuannan::gateway::{client::request, signed};
+    let mut settings = test_settings().await;
+    settings.gateway.http_addr = crate::ops::free_addr();
+    settings.gateway.publish_timeout_ms = 500;
+    settings.hotline.secret = "s".into();
+    let mut app = TestApp::with_settings(settings).await;
+    app.start_workers(&[nuannan_workers::Role::Normalize, nuannan_workers::Role::Gateway]);
+    let addr = app.settings.gateway.http_addr.clone();
+    crate::common::wait_for("the gateway", || async { (request(&addr, "GET", "/healthz", &[], b"").await?.0 == 200).then_some(()) }).await;
+    let order = hotline_order("QD-blocked-1", "楼道灯坏了");
+    let post = || async {
+        let ts = chrono::Utc::now().timestamp();
+        let headers = [("x-nuannan-timestamp", ts.to_string()), ("x-nuannan-signature", signed::sign("s", ts, order.as_bytes()))];
+        request(&addr, "POST", "/hotline/orders", &headers, order.as_bytes()).await.unwrap()
+    };
+    let unblock = Unblock;
+    let status = Command::new("rabbitmqctl").args(["-q", "set_vm_memory_high_watermark", "0"]).status().await.unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let (status, body) = post().await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(started.elapsed() < Duration::from_secs(4), "answered within the publish timeout, not WeChat's 5 s");
+    drop(unblock);
+    let (status, _) = crate::common::wait_for("a 202 once the alarm clears", || async {
+        let answer = post().await;
+        (answer.0 == 202).then_some(answer)
+    })
+    .await;
+    assert_eq!(status, 202);
+    app.wait_for_petition("hotline", "QD-blocked-1").await;
+    assert_eq!(
+        app.count("petitions", doc! { "source.message_id": "QD-blocked-1" }).await,
+        1,
+        "the blocked publish and the retry are one petition"
+    );
+    app.cleanup().await;
+}

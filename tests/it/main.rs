@@ -1,8 +1,9 @@
 //! The integration suite, one binary: every test against the real broker
 //! and store (see `common`), each in its own namespace and database.
 //!
-//! `faults` restarts the broker and the store, so it is ignored here and run
-//! on its own: `cargo test --test it -- --ignored --exact faults::nothing_is_lost_or_duplicated_under_faults`.
+//! `faults` restarts the broker and the store and raises a memory alarm, so
+//! its tests are ignored here and run on their own, one at a time:
+//! `cargo test --test it -- --ignored --test-threads 1 faults::`.
 
 mod common;
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -63,9 +64,20 @@ struct Gateway {
     limiter: Limiter,
 }
 
-/// Serves until `shutdown`, then finishes the requests in flight.
-pub async fn serve(settings: Settings, store: Store, shared: Shared, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Binds `gateway.http_addr`: at start, so a port in use fails the process.
+pub async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
     let addr: SocketAddr = settings.gateway.http_addr.parse()?;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding gateway.http_addr {addr}"))
+}
+
+/// Serves until `shutdown`, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    store: Store,
+    shared: Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let crypto = (!settings.wechat.encoding_aes_key.is_empty())
         .then(|| edge::wechat::MessageCrypto::new(&settings.wechat.encoding_aes_key, &settings.wechat.app_id))
         .transpose()?;
@@ -85,8 +97,7 @@ pub async fn serve(settings: Settings, store: Store, shared: Shared, shutdown: C
         limiter: Limiter::new(settings.gateway.rate_limit_per_s),
     });
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "gateway listening");
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

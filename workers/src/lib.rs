@@ -104,10 +104,13 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     tokio::spawn(principals.clone().refresh(shutdown.clone()));
     let shared =
         Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar), principals, gateway: gateway::Slot::default() };
-    let server = roles.contains(&Role::Gateway).then(|| {
+    let server = if roles.contains(&Role::Gateway) {
+        let listener = gateway::bind(settings).await?;
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
-        tokio::spawn(async move { gateway::serve(settings, store, shared, shutdown).await })
-    });
+        Some(tokio::spawn(async move { gateway::serve(listener, settings, store, shared, shutdown).await }))
+    } else {
+        None
+    };
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })

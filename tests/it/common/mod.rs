@@ -82,6 +82,7 @@ pub async fn test_settings() -> Settings {
     settings.amqp.url = servers.amqp_url.clone();
     settings.mongodb.uri = servers.mongodb_uri.clone();
     settings.ops.http_addr = String::new();
+    settings.gateway.http_addr = String::new();
     // Tests run from workers/; the bundled calendar is at the top level.
     settings.calendar.dir = format!("{ROOT}/data/calendar").into();
     settings
@@ -95,6 +96,7 @@ pub fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         ("NUANNAN__MONGODB__URI", settings.mongodb.uri.clone()),
         ("NUANNAN__MONGODB__DATABASE", settings.mongodb.database.clone()),
         ("NUANNAN__OPS__HTTP_ADDR", settings.ops.http_addr.clone()),
+        ("NUANNAN__GATEWAY__HTTP_ADDR", settings.gateway.http_addr.clone()),
         ("NUANNAN__CALENDAR__DIR", settings.calendar.dir.display().to_string()),
     ]
 }
