@@ -196,6 +196,8 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, conn
         .env("NUANNAN__WECHAT__TOKEN", TOKEN)
         .env("NUANNAN__HOTLINE__SECRET", SECRET)
         .env("RUST_LOG", "error")
+        // As the Docker image runs it (docker/Dockerfile).
+        .env("MALLOC_ARENA_MAX", "2")
         .stdout(std::process::Stdio::null())
         .spawn()?;
     let result = async {

@@ -127,15 +127,8 @@ pub fn render(broker: bool, store: bool) -> String {
     let name = "nuannan_processing_seconds";
     let _ = writeln!(out, "# HELP {name} Time from delivery to settlement.\n# TYPE {name} histogram");
     for (role, m) in &roles {
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&m.buckets) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{role=\"{role}\",le=\"{bound}\"}} {cumulative}");
-        }
         let total = m.consumed.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{role=\"{role}\",le=\"+Inf\"}} {total}");
-        let _ = writeln!(out, "{name}_sum{{role=\"{role}\"}} {}", m.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count{{role=\"{role}\"}} {total}");
+        histogram(&mut out, name, &format!("role=\"{role}\""), &m.buckets, total, m.latency_micros.load(Ordering::Relaxed));
     }
     let m = metrics();
     let routes: Vec<(&str, &HttpMetrics)> = m.http.lock().expect("metrics lock").iter().map(|(k, v)| (*k, *v)).collect();
@@ -151,15 +144,8 @@ pub fn render(broker: bool, store: bool) -> String {
         let _ =
             writeln!(out, "# HELP {name} HTTP request latency by route (`confirm`: publish to broker confirm).\n# TYPE {name} histogram");
         for (route, h) in &routes {
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(&h.buckets) {
-                cumulative += count.load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
-            }
             let total = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {total}");
-            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", h.latency_micros.load(Ordering::Relaxed) as f64 / 1e6);
-            let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {total}");
+            histogram(&mut out, name, &format!("route=\"{route}\""), &h.buckets, total, h.latency_micros.load(Ordering::Relaxed));
         }
     }
     let name = "nuannan_batch_panics_total";
@@ -179,4 +165,16 @@ pub fn render(broker: bool, store: bool) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", u8::from(up));
     }
     out
+}
+
+/// One labelled series of a latency histogram over [`BUCKETS`].
+fn histogram(out: &mut String, name: &str, label: &str, buckets: &[AtomicU64], total: u64, micros: u64) {
+    let mut cumulative = 0;
+    for (bound, count) in BUCKETS.iter().zip(buckets) {
+        cumulative += count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{label},le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{label},le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum{{{label}}} {}", micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{label}}} {total}");
 }
