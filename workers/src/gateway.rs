@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use chrono::Utc;
 use futures::StreamExt;
@@ -98,6 +99,10 @@ pub async fn serve(
     });
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    // Small answers go out at once, not after a delayed ACK (Nagle).
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
