@@ -37,6 +37,10 @@ pub struct Settings {
     pub wechat: WechatSettings,
     #[serde(default)]
     pub hotline: HotlineSettings,
+    #[serde(default)]
+    pub app: AppSettings,
+    #[serde(default)]
+    pub deliver: DeliverSettings,
 }
 
 /// The HTTP edge (`docs/contract.md` §12).
@@ -63,13 +67,84 @@ pub struct WechatSettings {
     pub app_id: String,
     pub encoding_aes_key: String,
     pub account: String,
+    /// WeChat's server API, for delivery (`https://api.weixin.qq.com`).
+    pub api_base: String,
+    /// With `app_id`, buys the access token; empty: WeChat messages are `not_configured`.
+    pub app_secret: String,
+    #[serde(default)]
+    pub templates: WechatTemplates,
+}
+
+impl WechatSettings {
+    /// Customer-service messages can be sent.
+    pub fn can_deliver(&self) -> bool {
+        !self.api_base.is_empty() && !self.app_id.is_empty() && !self.app_secret.is_empty()
+    }
+}
+
+/// Template ids to fall back to, per kind of message, when a customer-service
+/// message is refused (outside the 48-hour window, over quota); empty = none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatTemplates {
+    pub receipt: String,
+    pub progress: String,
+    pub result: String,
+    pub rating_request: String,
+}
+
+impl WechatTemplates {
+    pub fn for_kind(&self, kind: crate::domain::OutboundKind) -> Option<&str> {
+        use crate::domain::OutboundKind as K;
+        let id = match kind {
+            K::Receipt => &self.receipt,
+            K::Progress => &self.progress,
+            K::Result => &self.result,
+            K::RatingRequest => &self.rating_request,
+        };
+        (!id.is_empty()).then_some(id.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HotlineSettings {
     pub secret: String,
+    /// Where results and progress are POSTed back; empty: `not_configured`.
+    pub callback_url: String,
 }
+
+/// The App backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Messages are POSTed here as well as kept for `GET /app/notifications`; empty: polling only.
+    pub webhook_url: String,
+    pub webhook_secret: String,
+}
+
+/// The `deliver` role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverSettings {
+    /// Messages of one channel in flight at once.
+    pub concurrency: u16,
+    /// Requests per second to one channel's remote; 0 = no limit.
+    pub rate_limit_per_s: u32,
+    /// How long one request may take.
+    pub timeout_ms: u64,
+    /// Pauses between attempts; after the last one the message fails.
+    pub retry_ms: Vec<u64>,
+}
+
+impl Default for DeliverSettings {
+    fn default() -> Self {
+        DeliverSettings { concurrency: 8, rate_limit_per_s: 20, timeout_ms: 5000, retry_ms: vec![1000, 5000, 15000, 60000, 300000] }
+    }
+}
+
+/// A held delivery must settle well within the broker's consumer timeout (30 min by default).
+const MAX_RETRY_TOTAL_MS: u64 = 20 * 60 * 1000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +304,9 @@ impl Settings {
             .prefix_separator(ENV_SEPARATOR)
             .separator(ENV_SEPARATOR)
             .try_parsing(true)
+            // NUANNAN__DELIVER__RETRY_MS=1000,5000,…
+            .list_separator(",")
+            .with_list_parse_key("deliver.retry_ms")
             .source(env);
         let merged = builder.add_source(environment).build()?;
         let known = config::Config::builder().add_source(defaults).build()?;
@@ -320,6 +398,25 @@ impl Settings {
         {
             return invalid("wechat.encoding_aes_key", "must be 43 base64 characters, or empty for plaintext mode");
         }
+        for (key, url) in [("wechat.api_base", &self.wechat.api_base), ("hotline.callback_url", &self.hotline.callback_url), ("app.webhook_url", &self.app.webhook_url)] {
+            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid(key, "must be an http:// or https:// URL, or empty");
+            }
+        }
+        if !self.app.webhook_url.is_empty() && self.app.webhook_secret.is_empty() {
+            return invalid("app.webhook_secret", "must be set when app.webhook_url is");
+        }
+        let deliver = &self.deliver;
+        within("deliver.concurrency", deliver.concurrency, 1, 1_000)?;
+        within("deliver.rate_limit_per_s", deliver.rate_limit_per_s, 0, 100_000)?;
+        within("deliver.timeout_ms", deliver.timeout_ms, 1, 60_000)?;
+        within("deliver.retry_ms (count)", deliver.retry_ms.len(), 0, 20)?;
+        for &ms in &deliver.retry_ms {
+            within("deliver.retry_ms", ms, 1, 600_000)?;
+        }
+        // Each pause also holds the broker's delivery; with the requests' own time it must stay under the consumer timeout.
+        let total = deliver.retry_ms.iter().sum::<u64>() + deliver.timeout_ms * (deliver.retry_ms.len() as u64 + 1);
+        within("deliver.retry_ms (total with timeouts)", total, 0, MAX_RETRY_TOTAL_MS)?;
         let templates = [
             ("notify.accepted", &self.notify.accepted),
             ("notify.result", &self.notify.result),

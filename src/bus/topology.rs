@@ -175,7 +175,12 @@ impl Topology {
         }
         for c in PetitionChannel::ALL {
             let name = self.outbound_queue(c);
-            self.declare_queue(ch, &name, self.quorum_args(true)).await?;
+            // One consumer at a time per channel, so a citizen's messages
+            // reach them in the order they were written; more deliver
+            // processes stand by (`docs/contract.md` §3).
+            let mut args = self.quorum_args(true);
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            self.declare_queue(ch, &name, args).await?;
             self.bind(ch, &name, Exchange::Outbound, c.as_str()).await?;
         }
         Ok(())

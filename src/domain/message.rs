@@ -29,6 +29,10 @@ pub enum EventType {
     /// The citizen sent the petition's place after it was routed (a WeChat
     /// location): routing looks at it again.
     Located,
+    /// A message reached the citizen's channel (`data.message_id`, `channel`, `kind`).
+    Delivered,
+    /// A message ended `failed` or `undeliverable` (`data.status`, `reason`).
+    DeliveryFailed,
 }
 
 impl EventType {
@@ -52,6 +56,8 @@ impl EventType {
             EventType::Refused => "refused",
             EventType::DeadlineChanged => "deadline_changed",
             EventType::Located => "located",
+            EventType::Delivered => "delivered",
+            EventType::DeliveryFailed => "delivery_failed",
         }
     }
 

@@ -74,6 +74,9 @@ pub struct Metrics {
     /// Days from today to the last day the working-day calendar covers.
     calendar_days_ahead: std::sync::atomic::AtomicI64,
     calendar_known: std::sync::atomic::AtomicBool,
+    /// Messages to citizens that reached a final state, by channel and
+    /// state: alert on `failed`.
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 pub fn metrics() -> &'static Metrics {
@@ -96,6 +99,10 @@ impl Metrics {
 
     pub fn set_queue_depth(&self, queue: &str, depth: u64) {
         self.queue_depths.lock().expect("metrics lock").insert(queue.to_owned(), depth);
+    }
+
+    pub fn count_delivery(&self, channel: &'static str, status: &'static str) {
+        *self.deliveries.lock().expect("metrics lock").entry((channel, status)).or_default() += 1;
     }
 
     pub fn set_calendar_days_ahead(&self, days: i64) {
@@ -155,6 +162,14 @@ pub fn render(broker: bool, store: bool) -> String {
     let _ = writeln!(out, "# HELP {name} Messages in the queues only people drain.\n# TYPE {name} gauge");
     for (queue, depth) in m.queue_depths.lock().expect("metrics lock").iter() {
         let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {depth}");
+    }
+    let deliveries = m.deliveries.lock().expect("metrics lock").clone();
+    if !deliveries.is_empty() {
+        let name = "nuannan_delivery_outcomes_total";
+        let _ = writeln!(out, "# HELP {name} Messages to citizens that reached a final state, by channel and state.\n# TYPE {name} counter");
+        for ((channel, status), n) in deliveries {
+            let _ = writeln!(out, "{name}{{channel=\"{channel}\",status=\"{status}\"}} {n}");
+        }
     }
     if m.calendar_known.load(Ordering::Relaxed) {
         let name = "nuannan_calendar_days_ahead";

@@ -8,6 +8,7 @@ mod channel_events;
 mod clock;
 mod commands;
 mod counters;
+mod deliveries;
 mod error;
 mod events;
 pub mod fields;
@@ -18,12 +19,14 @@ mod records;
 mod rejections;
 mod report;
 mod routing;
+mod tokens;
 
 pub use crate::domain::{GeoJsonPoint, LocationRecord};
 pub use calendars::CALENDARS;
 pub use change::{BreachRecord, Changed, Counts, Decision, Feedback, PetitionChange, Placement};
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
+pub use deliveries::{AttemptRecord, DELIVERIES, DeliveryCounts, DeliveryRecord};
 pub use error::{Result, StoreError};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
@@ -31,6 +34,7 @@ pub use principals::PRINCIPALS;
 pub use records::{Area, CommandEntry, DeadlinesRecord, Kpi, PetitionRecord, RatingRecord, ResultRecord, RoutingRecord};
 pub use rejections::{RawRetention, RejectionRecord};
 pub use routing::{REGISTRY, UNITS, area};
+pub use tokens::{StoredToken, TOKENS};
 
 use anyhow::Context;
 use mongodb::bson::{Document, doc};
@@ -108,6 +112,12 @@ impl Store {
             .create_index(IndexModel::builder().keys(doc! { "outbox.id": 1 }).options(IndexOptions::builder().sparse(true).build()).build())
             .await?;
         self.db.collection::<Document>(EVENTS).create_index(plain(doc! { "petition_id": 1, "at": 1 })).await?;
+        // The App feed; only App messages have a cursor.
+        self.db
+            .collection::<Document>(DELIVERIES)
+            .create_index(IndexModel::builder().keys(doc! { "cursor": 1 }).options(IndexOptions::builder().sparse(true).build()).build())
+            .await?;
+        self.db.collection::<Document>(DELIVERIES).create_index(plain(doc! { "petition_id": 1 })).await?;
         self.db
             .collection::<Document>(HELD_ATTACHMENTS)
             .create_index(plain(doc! { "channel": 1, "citizen_id": 1, "status": 1, "at": 1 }))

@@ -115,6 +115,7 @@ fn router(state: Arc<Gateway>) -> Router {
         .route("/hotline/orders", post(hotline_order))
         .route("/app/petitions", post(app_petition))
         .route("/app/petitions/{petition_id}", get(app_view))
+        .route("/app/notifications", get(app_notifications))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -148,6 +149,7 @@ fn route_name(path: &str) -> &'static str {
         "/app/petitions" => "app",
         "/openapi.json" => "openapi",
         "/healthz" => "healthz",
+        "/app/notifications" => "app_notifications",
         p if p.starts_with("/app/petitions/") => "app_view",
         _ => "other",
     }
@@ -336,6 +338,34 @@ async fn app_view(
         error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry")
     })?;
     view.map(Json).ok_or_else(not_found)
+}
+
+#[derive(serde::Deserialize)]
+struct FeedQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// Items of `GET /app/notifications` per page.
+const FEED_PAGE: i64 = 100;
+
+/// The App's citizens' messages after a cursor, oldest first.
+async fn app_notifications(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    q: Result<Query<FeedQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app_adapter(&gw, &headers)?;
+    let after = query(q)?.after;
+    if after < 0 {
+        return Err(error(StatusCode::BAD_REQUEST, "malformed", "`after` is a cursor: 0 or a cursor from an earlier answer"));
+    }
+    let items = gw.store.notifications_after(after, FEED_PAGE).await.map_err(|e| {
+        tracing::error!(error = %e, "reading the App feed failed");
+        error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry")
+    })?;
+    let next = items.last().map_or(after, |i| i.cursor);
+    Ok(Json(json!({ "items": items, "next": next })))
 }
 
 /// 200 while a broker session can confirm publishes, else 503.

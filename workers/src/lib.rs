@@ -8,6 +8,7 @@ pub mod principals;
 
 mod batch;
 mod deadline;
+pub mod deliver;
 pub mod gateway;
 mod identity;
 mod lifecycle;
@@ -47,10 +48,12 @@ pub enum Role {
     Notify,
     /// The HTTP edge (`gateway.http_addr`; not run when it is empty).
     Gateway,
+    /// Messages to citizens, on their channel.
+    Deliver,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify, Role::Gateway];
+    pub const ALL: [Role; 7] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify, Role::Gateway, Role::Deliver];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +63,7 @@ impl Role {
             Role::Deadline => "deadline",
             Role::Notify => "notify",
             Role::Gateway => "gateway",
+            Role::Deliver => "deliver",
         }
     }
 }
@@ -228,8 +232,16 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
         .with_confirm_timeout(Duration::from_millis(settings.amqp.confirm_timeout_ms));
     let watch = publisher.clone();
     let dead = publisher.clone();
-    let consume =
-        |queue: WorkQueue| Consumer { conn: &consuming, role, queue: topology.queue(queue), settings, store, dead: &dead, shutdown };
+    let consume = |queue: WorkQueue| Consumer {
+        conn: &consuming,
+        role,
+        queue: topology.queue(queue),
+        prefetch: settings.amqp.prefetch,
+        settings,
+        store,
+        dead: &dead,
+        shutdown,
+    };
     let work = async {
         match role {
             Role::Normalize => consume(WorkQueue::Normalize).run(&Normalizer::new(settings, store.clone(), publisher)).await,
@@ -237,6 +249,20 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
             Role::Lifecycle => consume(WorkQueue::Lifecycle).run(&LifecycleWorker::new(settings, store.clone(), publisher, shared)).await,
             Role::Notify => consume(WorkQueue::Notify).run(&NotifyWorker::new(settings, store.clone(), publisher, shared)).await,
             Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, shared).run(shutdown).await,
+            Role::Deliver => {
+                let http = deliver::http_client(settings)?;
+                let workers: Vec<deliver::DeliverWorker> = nuannan::domain::Channel::ALL
+                    .into_iter()
+                    .map(|c| deliver::DeliverWorker::new(c, settings, store.clone(), publisher.clone(), http.clone()))
+                    .collect();
+                // One consumer per channel: a channel whose remote is down holds up only itself.
+                let channels = workers.iter().map(|w| {
+                    let queue = topology.outbound_queue(w.channel());
+                    Consumer { conn: &consuming, role, queue, prefetch: settings.deliver.concurrency, settings, store, dead: &dead, shutdown }
+                        .run(w)
+                });
+                futures::future::try_join_all(channels).await.map(|_| ())
+            }
             Role::Gateway => {
                 // Publishing only: the HTTP server takes this session's publisher.
                 shared.gateway.set(Some(publisher.with_confirm_timeout(Duration::from_millis(settings.gateway.publish_timeout_ms))));
@@ -266,6 +292,7 @@ struct Consumer<'a> {
     conn: &'a lapin::Connection,
     role: Role,
     queue: String,
+    prefetch: u16,
     settings: &'a Settings,
     store: &'a Store,
     dead: &'a Publisher,
@@ -277,7 +304,7 @@ impl Consumer<'_> {
         let options = bus::Consume {
             queue: &self.queue,
             role: self.role.as_str(),
-            prefetch: self.settings.amqp.prefetch,
+            prefetch: self.prefetch,
             delivery_limit: self.settings.amqp.delivery_limit,
             dead: self.dead,
             hold_max: Duration::from_secs(self.settings.amqp.hold_max_secs),
