@@ -63,7 +63,7 @@ impl Store {
     /// same token cause one refresh.
     pub async fn retire_token(&self, key: &str, value: &str) -> Result<()> {
         self.collection::<Document>(TOKENS)
-            .update_one(doc! { "_id": key, "value": value }, doc! { "$set": { "refresh_at": bson::DateTime::MIN } })
+            .update_one(doc! { "_id": key, "value": value }, doc! { "$set": { "refresh_at": bson::DateTime::from_millis(0) } })
             .await?;
         Ok(())
     }

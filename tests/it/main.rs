@@ -12,6 +12,7 @@ mod cli;
 mod correctness;
 mod crash;
 mod deadline;
+mod deliver;
 mod faults;
 mod gateway;
 mod identity;

@@ -17,6 +17,7 @@ mod notify;
 mod outbox;
 mod route;
 mod rules;
+pub mod standin;
 
 pub use identity::Directory;
 pub use rules::Shared;

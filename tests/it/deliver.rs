@@ -1,0 +1,300 @@
+//! The `deliver` role against local stand-ins of WeChat's API, the 12345
+//! callback and the App webhook that follow their documented behaviour
+//! (`nuannan_workers::standin`): every message once, in order per petition;
+//! one token refresh for all senders; undeliverable and failed messages
+//! recorded with their reason; a broken remote holding up only its channel.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use mongodb::bson::{Document, doc};
+use nuannan::config::Settings;
+use nuannan::domain::{Channel, Outbound, OutboundKind, PetitionId, Recipient};
+use nuannan::store::OutboxMessage;
+use nuannan_workers::Role;
+use nuannan_workers::standin::{APP_PATH, Credentials, Fault, HOTLINE_PATH, Received, StandIn};
+use serde_json::Value;
+
+use crate::common::{TestApp, test_settings, wait_for, wait_up_to};
+
+const KINDS: [OutboundKind; 4] = [OutboundKind::Receipt, OutboundKind::Progress, OutboundKind::Result, OutboundKind::RatingRequest];
+
+fn credentials() -> Credentials {
+    Credentials {
+        app_id: "wx-deliver-test".into(),
+        app_secret: "app-secret".into(),
+        hotline_secret: "hotline-secret".into(),
+        webhook_secret: "webhook-secret".into(),
+    }
+}
+
+/// Settings whose three channels point at the stand-in, with a short retry schedule.
+pub async fn delivering_to(standin: &StandIn) -> Settings {
+    let c = credentials();
+    let base = standin.base_url();
+    let mut s = test_settings().await;
+    s.wechat.api_base = base.clone();
+    s.wechat.app_id = c.app_id;
+    s.wechat.app_secret = c.app_secret;
+    s.hotline.secret = c.hotline_secret;
+    s.hotline.callback_url = format!("{base}{HOTLINE_PATH}");
+    s.app.webhook_url = format!("{base}{APP_PATH}");
+    s.app.webhook_secret = c.webhook_secret;
+    s.deliver.retry_ms = vec![50, 100, 200];
+    s.deliver.timeout_ms = 2000;
+    s.deliver.rate_limit_per_s = 0;
+    s.deliver.concurrency = 4;
+    s
+}
+
+async fn standin() -> StandIn {
+    StandIn::start("127.0.0.1:0", credentials()).await.expect("starting the stand-in")
+}
+
+fn petition(n: u32) -> PetitionId {
+    PetitionId::new(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(), n)
+}
+
+fn message(channel: Channel, petition: &PetitionId, kind: OutboundKind, recipient: &str) -> Outbound {
+    let order_no = (channel == Channel::Hotline).then(|| format!("QD{petition}"));
+    Outbound {
+        petition_id: petition.clone(),
+        channel,
+        recipient: Recipient { id: recipient.to_owned(), order_no },
+        kind,
+        text: format!("{petition} {}", kind.as_str()),
+        at: Utc::now(),
+    }
+}
+
+/// Publishes as the notify role does: on `{ns}.outbound`, message id `<petition>/<kind>/1`.
+async fn send(app: &TestApp, messages: &[Outbound]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for m in messages {
+        let out = OutboxMessage::outbound(m.clone(), 1);
+        app.publisher.publish(&out.to_outgoing()).await.expect("outbound publish confirmed");
+        ids.push(out.id().to_owned());
+    }
+    ids
+}
+
+async fn deliveries(app: &TestApp, filter: Document) -> Vec<Document> {
+    use futures::TryStreamExt;
+    app.collection("deliveries").find(filter).await.unwrap().try_collect().await.unwrap()
+}
+
+/// Waits until every listed message's record is final.
+async fn settled(app: &TestApp, ids: &[String]) -> HashMap<String, Document> {
+    let filter = doc! { "_id": { "$in": ids }, "status": { "$ne": "retrying" } };
+    wait_up_to("every message settled", Duration::from_secs(60), || async {
+        let found = deliveries(app, filter.clone()).await;
+        (found.len() == ids.len()).then(|| found.into_iter().map(|d| (d.get_str("_id").unwrap().to_owned(), d)).collect())
+    })
+    .await
+}
+
+/// The `(petition, kind)` of what a remote accepted, in arrival order.
+fn accepted(received: &[Received], remote: &str) -> Vec<(String, String)> {
+    received
+        .iter()
+        .filter(|r| r.remote == remote)
+        .map(|r| {
+            let text = match remote {
+                "wechat" => r.body["text"]["content"].as_str(),
+                "wechat_template" => r.body["data"]["content"]["value"].as_str(),
+                _ => r.body["text"].as_str(),
+            };
+            let (p, k) = text.unwrap().split_once(' ').unwrap();
+            (p.to_owned(), k.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_message_reaches_its_channel_once_and_in_order_per_petition() {
+    let standin = standin().await;
+    // 5xx bursts, a busy WeChat and slow answers, before the remotes behave.
+    standin.inject("hotline", &[Fault::Status(503), Fault::Status(503), Fault::Status(500)]);
+    standin.inject("app", &[Fault::Status(502), Fault::Status(429)]);
+    standin.inject("wechat", &[Fault::Errcode(-1), Fault::Status(502)]);
+    standin.slow("hotline", Duration::from_millis(30));
+    let mut app = TestApp::with_settings(delivering_to(&standin).await).await;
+    app.start_workers(&[Role::Deliver]);
+
+    // Kind by kind, petitions interleaved, as a busy day writes them.
+    let mut messages = Vec::new();
+    for kind in KINDS {
+        for n in 1..=3 {
+            for (i, channel) in Channel::ALL.into_iter().enumerate() {
+                let p = petition(100 * i as u32 + n);
+                messages.push(message(channel, &p, kind, &format!("citizen-{p}")));
+            }
+        }
+    }
+    let ids = send(&app, &messages).await;
+    let records = settled(&app, &ids).await;
+    assert!(records.values().all(|d| d.get_str("status").unwrap() == "delivered"), "{records:?}");
+
+    let received = standin.received();
+    for remote in ["wechat", "hotline", "app"] {
+        let got = accepted(&received, remote);
+        assert_eq!(got.len(), 12, "{remote}: each message once: {got:?}");
+        let mut by_petition: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (p, k) in &got {
+            by_petition.entry(p).or_default().push(k);
+        }
+        for (p, kinds) in by_petition {
+            assert_eq!(kinds, ["receipt", "progress", "result", "rating_request"], "{remote} {p}: in the order written");
+        }
+    }
+    // Webhooks carry the message id, and the body the contract gives.
+    let hotline: Vec<&Received> = received.iter().filter(|r| r.remote == "hotline").collect();
+    let mut hotline_ids: Vec<&str> = hotline.iter().map(|r| r.message_id.as_deref().unwrap()).collect();
+    hotline_ids.sort();
+    hotline_ids.dedup();
+    assert_eq!(hotline_ids.len(), 12);
+    let callback = &hotline[0].body;
+    let mut keys: Vec<&str> = callback.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["at", "kind", "order_no", "petition_id", "text"]);
+    assert!(callback["order_no"].as_str().unwrap().starts_with("QD"));
+    assert_eq!(standin.token_requests(), 1, "one token for every WeChat send");
+
+    // The failed attempts are on record, with the remote's code: each injected fault cost one attempt.
+    let attempts: usize = records.values().map(|d| d.get_array("attempts").unwrap().len()).sum();
+    assert_eq!(attempts, 36 + 3 + 2 + 2, "one attempt per message and one per injected fault");
+    let codes: Vec<String> = records
+        .values()
+        .flat_map(|d| d.get_array("attempts").unwrap().iter().filter_map(|a| a.as_document()?.get_str("code").ok().map(str::to_owned)))
+        .collect();
+    for code in ["503", "500", "502", "429", "-1"] {
+        assert!(codes.iter().any(|c| c == code), "attempt with code {code} recorded: {codes:?}");
+    }
+    let delivered = app.count("events", doc! { "type": "delivered" }).await;
+    assert_eq!(delivered, 36, "one delivered event per message");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_fetched_again_once_for_all_senders() {
+    let standin = standin().await;
+    let mut app = TestApp::with_settings(delivering_to(&standin).await).await;
+    app.start_workers(&[Role::Deliver]);
+    let round = |from: u32| -> Vec<Outbound> {
+        (from..from + 8).map(|n| message(Channel::Wechat, &petition(n), OutboundKind::Progress, &format!("openid-{n}"))).collect()
+    };
+    let first = send(&app, &round(1)).await;
+    settled(&app, &first).await;
+    assert_eq!(standin.token_requests(), 1);
+
+    // The token dies while eight messages go out four at a time: each sender
+    // sees 42001, and one of them fetches the next token.
+    standin.expire_tokens();
+    let second = send(&app, &round(101)).await;
+    let records = settled(&app, &second).await;
+    assert!(records.values().all(|d| d.get_str("status").unwrap() == "delivered"), "{records:?}");
+    assert_eq!(standin.token_requests(), 2, "one refresh under concurrency");
+    assert_eq!(accepted(&standin.received(), "wechat").len(), 16);
+    let token = app.find_one("tokens", doc! { "_id": "wechat:wx-deliver-test" }).await.unwrap();
+    assert_eq!(token.get_str("value").unwrap(), "ACCESS_TOKEN_2", "shared through the store");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn outside_the_window_a_message_takes_the_template_or_is_undeliverable_with_the_reason() {
+    let standin = standin().await;
+    standin.close_window("away");
+    let mut settings = delivering_to(&standin).await;
+    settings.wechat.templates.result = "TEMPLATE-RESULT".into();
+    let mut app = TestApp::with_settings(settings).await;
+    app.start_workers(&[Role::Deliver]);
+
+    let p = petition(7);
+    let ids = send(&app, &[message(Channel::Wechat, &p, OutboundKind::Progress, "away"), message(Channel::Wechat, &p, OutboundKind::Result, "away")])
+        .await;
+    let records = settled(&app, &ids).await;
+    let progress = &records[&ids[0]];
+    assert_eq!(progress.get_str("status").unwrap(), "undeliverable");
+    assert!(progress.get_str("reason").unwrap().starts_with("outside_window"), "{progress}");
+    assert_eq!(progress.get_array("attempts").unwrap().len(), 1, "never retried");
+    assert_eq!(records[&ids[1]].get_str("status").unwrap(), "delivered", "the result's template went out");
+    let templated = standin.received().into_iter().find(|r| r.remote == "wechat_template").unwrap();
+    assert_eq!(templated.body["template_id"], "TEMPLATE-RESULT");
+    assert_eq!(templated.body["touser"], "away");
+    let failed = app.find_one("events", doc! { "_id": format!("{}/delivery_failed", ids[0]) }).await.unwrap();
+    assert_eq!(failed.get_document("data").unwrap().get_str("status").unwrap(), "undeliverable");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_refusal_fails_at_once_and_a_broken_remote_holds_up_only_its_own_channel() {
+    let standin = standin().await;
+    standin.inject("hotline", &[Fault::Status(422)]);
+    // The App backend is down: slow 503s, more than the schedule allows.
+    standin.inject("app", &[Fault::Status(503); 10]);
+    standin.slow("app", Duration::from_millis(1000));
+    let mut app = TestApp::with_settings(delivering_to(&standin).await).await;
+    app.start_workers(&[Role::Deliver]);
+
+    let ids = send(&app, &[message(Channel::App, &petition(1), OutboundKind::Result, "u1")]).await;
+    let refused = send(&app, &[message(Channel::Hotline, &petition(2), OutboundKind::Result, "13800000000")]).await;
+    // The App remote has failed once; three more slow failures (over 3 s) to go.
+    let one_failure = doc! { "_id": &ids[0], "attempts.0": { "$exists": true } };
+    wait_for("the App's first failed attempt", || app.find_one("deliveries", one_failure.clone())).await;
+    let wechat = send(&app, &[message(Channel::Wechat, &petition(3), OutboundKind::Result, "openid-3")]).await;
+    settled(&app, &wechat).await;
+    let app_record = app.find_one("deliveries", doc! { "_id": &ids[0] }).await.unwrap();
+    assert_eq!(app_record.get_str("status").unwrap(), "retrying", "WeChat went ahead while the App remote was failing");
+
+    let records = settled(&app, &[ids.clone(), refused.clone()].concat()).await;
+    let broken = &records[&ids[0]];
+    assert_eq!(broken.get_str("status").unwrap(), "failed");
+    assert_eq!(broken.get_str("reason").unwrap(), "retries exhausted: HTTP 503");
+    assert_eq!(broken.get_array("attempts").unwrap().len(), 4, "the first attempt and one after each of three pauses");
+    let refusal = &records[&refused[0]];
+    assert_eq!((refusal.get_str("status").unwrap(), refusal.get_str("reason").unwrap()), ("failed", "HTTP 422"));
+    assert_eq!(refusal.get_array("attempts").unwrap().len(), 1, "a 4xx is not retried");
+    let metrics = nuannan::ops::render_metrics(true, true);
+    assert!(metrics.lines().any(|l| l.starts_with("nuannan_delivery_outcomes_total{channel=\"app\",status=\"failed\"}")), "{metrics}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_channel_without_settings_marks_its_messages_not_configured() {
+    let mut app = TestApp::without_workers().await;
+    app.start_workers(&[Role::Deliver]);
+    let ids = send(&app, &[message(Channel::Wechat, &petition(9), OutboundKind::Receipt, "o1"), message(Channel::Hotline, &petition(10), OutboundKind::Receipt, "13800000000")]).await;
+    let records = settled(&app, &ids).await;
+    for id in &ids {
+        let d = &records[id];
+        assert_eq!((d.get_str("status").unwrap(), d.get_str("reason").unwrap()), ("undeliverable", "not_configured"), "{d}");
+    }
+    wait_for("delivery_failed events", || async { (app.count("events", doc! { "type": "delivery_failed" }).await == 2).then_some(()) }).await;
+    app.cleanup().await;
+}
+
+/// The App message as the webhook carried it, by message id.
+fn webhook_items(received: &[Received]) -> HashMap<String, Value> {
+    received.iter().filter(|r| r.remote == "app").map(|r| (r.message_id.clone().unwrap(), r.body.clone())).collect()
+}
+
+#[tokio::test]
+async fn the_app_webhook_and_feed_carry_the_same_cursor() {
+    let standin = standin().await;
+    let mut app = TestApp::with_settings(delivering_to(&standin).await).await;
+    app.start_workers(&[Role::Deliver]);
+    let ids = send(&app, &(1..=5).map(|n| message(Channel::App, &petition(n), OutboundKind::Receipt, &format!("u{n}"))).collect::<Vec<_>>()).await;
+    settled(&app, &ids).await;
+    let feed = app.store.notifications_after(0, 100).await.unwrap();
+    let hooks = webhook_items(&standin.received());
+    assert_eq!(feed.len(), 5);
+    for item in &feed {
+        let hook = &hooks[&item.message_id];
+        assert_eq!(hook["cursor"], item.cursor);
+        assert_eq!(hook["user_id"], item.user_id.as_str());
+    }
+    let cursors: Vec<i64> = feed.iter().map(|i| i.cursor).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    app.cleanup().await;
+}
