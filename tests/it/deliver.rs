@@ -16,7 +16,7 @@ use nuannan_workers::Role;
 use nuannan_workers::standin::{APP_PATH, Credentials, Fault, HOTLINE_PATH, Received, StandIn};
 use serde_json::Value;
 
-use crate::common::{TestApp, test_settings, wait_for, wait_up_to};
+use crate::common::{TestApp, settings_env, test_settings, wait_for, wait_up_to};
 
 const KINDS: [OutboundKind; 4] = [OutboundKind::Receipt, OutboundKind::Progress, OutboundKind::Result, OutboundKind::RatingRequest];
 
@@ -296,5 +296,138 @@ async fn the_app_webhook_and_feed_carry_the_same_cursor() {
     }
     let cursors: Vec<i64> = feed.iter().map(|i| i.cursor).collect();
     assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_deliver_role_loses_nothing_and_repeats_only_what_was_in_flight() {
+    const PETITIONS: u32 = 10;
+    let standin = standin().await;
+    for remote in ["wechat", "hotline", "app"] {
+        standin.slow(remote, Duration::from_millis(20));
+    }
+    let settings = delivering_to(&standin).await;
+    let app = TestApp::with_settings(settings.clone()).await;
+    let spawn_worker = || {
+        let retry: Vec<String> = settings.deliver.retry_ms.iter().map(u64::to_string).collect();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_nuannan"))
+            .args(["worker", "deliver"])
+            .envs(settings_env(&settings))
+            .env("NUANNAN__WECHAT__API_BASE", &settings.wechat.api_base)
+            .env("NUANNAN__WECHAT__APP_ID", &settings.wechat.app_id)
+            .env("NUANNAN__WECHAT__APP_SECRET", &settings.wechat.app_secret)
+            .env("NUANNAN__HOTLINE__SECRET", &settings.hotline.secret)
+            .env("NUANNAN__HOTLINE__CALLBACK_URL", &settings.hotline.callback_url)
+            .env("NUANNAN__APP__WEBHOOK_URL", &settings.app.webhook_url)
+            .env("NUANNAN__APP__WEBHOOK_SECRET", &settings.app.webhook_secret)
+            .env("NUANNAN__DELIVER__RETRY_MS", retry.join(","))
+            .env("NUANNAN__DELIVER__CONCURRENCY", settings.deliver.concurrency.to_string())
+            .env("NUANNAN__DELIVER__RATE_LIMIT_PER_S", "0")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting nuannan worker deliver")
+    };
+    let mut messages = Vec::new();
+    for kind in KINDS {
+        for n in 1..=PETITIONS {
+            for (i, channel) in Channel::ALL.into_iter().enumerate() {
+                messages.push(message(channel, &petition(100 * i as u32 + n), kind, &format!("citizen-{i}-{n}")));
+            }
+        }
+    }
+    let ids = send(&app, &messages).await;
+    let total = ids.len();
+
+    let mut first = spawn_worker();
+    standin.wait_until(Duration::from_secs(30), |r| r.len() >= total / 4).await;
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    let at_kill = standin.received().len();
+    let mut second = spawn_worker();
+    let records = settled(&app, &ids).await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    eprintln!("kill -9 after {at_kill} of {total} accepted");
+    assert!(at_kill < total, "the kill landed mid-stream");
+    assert!(records.values().all(|d| d.get_str("status").unwrap() == "delivered"), "nothing lost: {records:?}");
+    let received = standin.received();
+    for remote in ["wechat", "hotline", "app"] {
+        let got = accepted(&received, remote);
+        let mut first_seen: Vec<&(String, String)> = Vec::new();
+        for m in &got {
+            if !first_seen.contains(&m) {
+                first_seen.push(m);
+            }
+        }
+        assert_eq!(first_seen.len(), 4 * PETITIONS as usize, "{remote}: every message arrived");
+        // Only what was in flight at the kill (at most `concurrency` requests) can come again.
+        let repeats = got.len() - first_seen.len();
+        assert!(repeats <= usize::from(settings.deliver.concurrency), "{remote}: {repeats} repeats");
+        for p in first_seen.iter().map(|(p, _)| p) {
+            let kinds: Vec<&str> = first_seen.iter().filter(|(q, _)| q == p).map(|(_, k)| k.as_str()).collect();
+            assert_eq!(kinds, ["receipt", "progress", "result", "rating_request"], "{remote} {p}: in order across the restart");
+        }
+    }
+    // A repeated webhook carries the message id the receiver dedupes on.
+    assert!(received.iter().filter(|r| r.remote != "wechat").all(|r| r.message_id.as_deref().is_some_and(|id| ids.iter().any(|i| i == id))));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_app_backend_polls_the_feed_page_by_page_and_sees_each_message_once() {
+    use nuannan::gateway::client::request;
+    const KEY: &str = "feed-key";
+    let mut settings = test_settings().await;
+    settings.gateway.http_addr = crate::ops::free_addr();
+    settings.gateway.rate_limit_per_s = 0;
+    let mut app = TestApp::with_settings(settings).await;
+    let adapter = format!("user = \"app-adapter\"\nkind = \"adapter\"\nchannel = \"app\"\napi_key_sha256 = \"{}\"", nuannan::identity::api_key_digest(KEY));
+    app.store.replace_principals(&nuannan::identity::Principals::from_list([crate::common::commands::principal(&adapter)])).await.unwrap();
+    app.start_workers(&[Role::Deliver, Role::Gateway]);
+    let addr = app.settings.gateway.http_addr.clone();
+    let auth = [("authorization", format!("Bearer {KEY}"))];
+    let get = |after: &str| {
+        let (addr, auth) = (addr.clone(), auth.clone());
+        let path = format!("/app/notifications?after={after}");
+        async move {
+            let (status, body) = request(&addr, "GET", &path, &auth, b"").await?;
+            Some((status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)))
+        }
+    };
+    wait_for("the gateway", || async { get("0").await.filter(|(s, _)| *s == 200) }).await;
+
+    // With no webhook set, a message is delivered once it is in the feed.
+    let messages: Vec<Outbound> = (1..=150).map(|n| message(Channel::App, &petition(n), OutboundKind::Receipt, &format!("u{n}"))).collect();
+    let ids = send(&app, &messages).await;
+    let records = settled(&app, &ids).await;
+    assert!(records.values().all(|d| d.get_str("status").unwrap() == "delivered"));
+
+    let mut seen = Vec::new();
+    let mut after = "0".to_owned();
+    loop {
+        let (status, page) = get(&after).await.unwrap();
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 100);
+        if items.is_empty() {
+            assert_eq!(page["next"].to_string(), after, "an empty page keeps the cursor");
+            break;
+        }
+        seen.extend(items.iter().map(|i| i["message_id"].as_str().unwrap().to_owned()));
+        after = page["next"].to_string();
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    let mut got = seen.clone();
+    got.sort();
+    got.dedup();
+    assert_eq!((seen.len(), got), (150, expected), "each message once");
+
+    assert_eq!(request(&addr, "GET", "/app/notifications?after=0", &[], b"").await.unwrap().0, 401);
+    assert_eq!(get("-1").await.unwrap().0, 400);
+    assert_eq!(get("x").await.unwrap().0, 400);
     app.cleanup().await;
 }
