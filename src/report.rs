@@ -48,6 +48,31 @@ pub struct Counts {
     pub refusals: u64,
 }
 
+/// A channel's messages to citizens by state (`deliveries`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub messages: u64,
+    pub delivered: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub undeliverable: u64,
+    /// Results (`kind` = `result`) sent, and delivered.
+    pub results: u64,
+    pub results_delivered: u64,
+}
+
+impl DeliveryCounts {
+    pub fn add(&mut self, o: &DeliveryCounts) {
+        self.messages += o.messages;
+        self.delivered += o.delivered;
+        self.retrying += o.retrying;
+        self.failed += o.failed;
+        self.undeliverable += o.undeliverable;
+        self.results += o.results;
+        self.results_delivered += o.results_delivered;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub group: Option<String>,
@@ -59,6 +84,35 @@ pub struct Row {
     pub satisfaction_rate: Option<f64>,
     pub escalations: u64,
     pub refusals: u64,
+    /// Results that reached the citizen on their channel, of those sent
+    /// (in the report's total and by channel; unknown by area or category).
+    pub feedback_delivered_rate: Option<f64>,
+}
+
+impl Row {
+    /// Adds the feedback delivered, from the deliveries of the row's scope.
+    pub fn with_deliveries(self, d: Option<&DeliveryCounts>) -> Row {
+        Row { feedback_delivered_rate: d.and_then(|d| rate(d.results_delivered, d.results)), ..self }
+    }
+}
+
+/// The rows with the feedback delivered: the total from every channel, a
+/// channel's row from its own; other groupings do not know it.
+pub fn with_deliveries(rows: Vec<Row>, by: Option<GroupBy>, channels: &[(String, DeliveryCounts)]) -> Vec<Row> {
+    let total = channels.iter().fold(DeliveryCounts::default(), |mut t, (_, c)| {
+        t.add(c);
+        t
+    });
+    rows.into_iter()
+        .map(|r| match by {
+            None => r.with_deliveries(Some(&total)),
+            Some(GroupBy::Channel) => {
+                let own = channels.iter().find(|(c, _)| Some(c) == r.group.as_ref()).map(|(_, d)| d);
+                r.with_deliveries(own)
+            }
+            Some(_) => r,
+        })
+        .collect()
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -77,6 +131,7 @@ impl From<Counts> for Row {
             closed: c.closed,
             escalations: c.escalations,
             refusals: c.refusals,
+            feedback_delivered_rate: None,
         }
     }
 }
@@ -97,8 +152,19 @@ fn table(rows: &[Row], by: Option<GroupBy>) -> String {
         GroupBy::Channel => "channel",
     });
     let mut lines = vec![
-        [head, "received", "closed", "closure", "on-time response", "on-time resolution", "satisfaction", "escalations", "refusals"]
-            .map(str::to_owned),
+        [
+            head,
+            "received",
+            "closed",
+            "closure",
+            "on-time response",
+            "on-time resolution",
+            "satisfaction",
+            "escalations",
+            "refusals",
+            "feedback delivered",
+        ]
+        .map(str::to_owned),
     ];
     for r in rows {
         let group = r.group.clone().unwrap_or_else(|| if by.is_some() { "(none)".into() } else { "all".into() });
@@ -112,9 +178,10 @@ fn table(rows: &[Row], by: Option<GroupBy>) -> String {
             percent(r.satisfaction_rate),
             r.escalations.to_string(),
             r.refusals.to_string(),
+            percent(r.feedback_delivered_rate),
         ]);
     }
-    let widths: Vec<usize> = (0..9).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..10).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
     lines
         .iter()
         .map(|l| {
@@ -152,7 +219,22 @@ mod tests {
         assert_eq!(row.on_time_response_rate, Some(2.0 / 3.0));
         assert_eq!(row.on_time_resolution_rate, None, "nothing resolved yet");
         assert_eq!(row.satisfaction_rate, Some(0.5));
+        assert_eq!(row.feedback_delivered_rate, None);
         let table = render(&[row], Some(GroupBy::Street), Format::Table);
         assert!(table.contains("shinan.badaxia") && table.contains("75.0%") && table.contains("66.7%"), "{table}");
+    }
+
+    #[test]
+    fn feedback_delivered_is_per_channel_and_in_the_total() {
+        let row = |group: Option<&str>| Row::from(Counts { key: group.map(str::to_owned), received: 1, ..Counts::default() });
+        let wechat = DeliveryCounts { results: 4, results_delivered: 3, ..DeliveryCounts::default() };
+        let app = DeliveryCounts { results: 1, results_delivered: 1, ..DeliveryCounts::default() };
+        let channels = [("wechat".to_owned(), wechat), ("app".to_owned(), app), ("hotline".to_owned(), DeliveryCounts::default())];
+        let by_channel = with_deliveries(vec![row(Some("wechat")), row(Some("hotline"))], Some(GroupBy::Channel), &channels);
+        assert_eq!(by_channel[0].feedback_delivered_rate, Some(0.75));
+        assert_eq!(by_channel[1].feedback_delivered_rate, None, "no result sent yet");
+        assert_eq!(with_deliveries(vec![row(None)], None, &channels)[0].feedback_delivered_rate, Some(0.8));
+        assert_eq!(with_deliveries(vec![row(Some("shinan"))], Some(GroupBy::Street), &channels)[0].feedback_delivered_rate, None);
+        assert!(render(&by_channel, Some(GroupBy::Channel), Format::Table).contains("75.0%"));
     }
 }

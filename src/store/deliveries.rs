@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{COUNTERS, Result, Store, StoreError};
 use crate::deliver::{AppNotification, Status};
+use crate::report::DeliveryCounts;
 use crate::domain::{Channel, Outbound};
 
 pub const DELIVERIES: &str = "deliveries";
@@ -57,19 +58,6 @@ impl DeliveryRecord {
             at: self.at.to_chrono(),
         })
     }
-}
-
-/// Messages per channel and status, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DeliveryCounts {
-    pub messages: u64,
-    pub delivered: u64,
-    pub retrying: u64,
-    pub failed: u64,
-    pub undeliverable: u64,
-    /// Results (`kind` = `result`) sent, and delivered.
-    pub results: u64,
-    pub results_delivered: u64,
 }
 
 impl Store {
@@ -147,9 +135,9 @@ impl Store {
         Ok(records.iter().filter_map(DeliveryRecord::notification).collect())
     }
 
-    /// Every channel's messages by status.
-    pub async fn delivery_counts(&self) -> Result<Vec<(Channel, DeliveryCounts)>> {
-        let pipeline = [doc! { "$group": { "_id": { "channel": "$channel", "status": "$status", "kind": "$kind" }, "n": { "$sum": 1 } } }];
+    /// Every channel's messages written in `[from, to)`, by status.
+    pub async fn delivery_counts(&self, from: DateTime, to: DateTime) -> Result<Vec<(Channel, DeliveryCounts)>> {
+        let pipeline = [doc! { "$match": { "at": { "$gte": from, "$lt": to } } }, doc! { "$group": { "_id": { "channel": "$channel", "status": "$status", "kind": "$kind" }, "n": { "$sum": 1 } } }];
         let groups: Vec<Document> = self.collection::<Document>(DELIVERIES).aggregate(pipeline).await?.try_collect().await?;
         let mut counts: Vec<(Channel, DeliveryCounts)> = Channel::ALL.iter().map(|c| (*c, DeliveryCounts::default())).collect();
         for g in groups {

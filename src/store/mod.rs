@@ -26,7 +26,7 @@ pub use calendars::CALENDARS;
 pub use change::{BreachRecord, Changed, Counts, Decision, Feedback, PetitionChange, Placement};
 pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
-pub use deliveries::{AttemptRecord, DELIVERIES, DeliveryCounts, DeliveryRecord};
+pub use deliveries::{AttemptRecord, DELIVERIES, DeliveryRecord};
 pub use error::{Result, StoreError};
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;

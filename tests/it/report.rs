@@ -39,8 +39,21 @@ fn row(group: Option<&str>, received: u64, closed: u64, rates: [Option<f64>; 4],
         "group": group, "received": received, "closed": closed,
         "closure_rate": rates[0], "on_time_response_rate": rates[1],
         "on_time_resolution_rate": rates[2], "satisfaction_rate": rates[3],
-        "escalations": escalations, "refusals": refusals,
+        "escalations": escalations, "refusals": refusals, "feedback_delivered_rate": null,
     })
+}
+
+fn with_feedback(mut row: Value, rate: f64) -> Value {
+    row["feedback_delivered_rate"] = json!(rate);
+    row
+}
+
+/// A message to a citizen as the deliver role records it.
+fn delivery(n: u32, channel: &str, kind: &str, status: &str, at: DateTime) -> Document {
+    doc! {
+        "_id": format!("{n}/{kind}/1"), "petition_id": format!("20261102-{n:06}"), "channel": channel, "kind": kind,
+        "status": status, "attempts": [], "recipient": "r", "text": "t", "at": at,
+    }
 }
 
 #[tokio::test]
@@ -112,6 +125,17 @@ async fn the_report_matches_figures_computed_by_hand() {
         ),
     ];
     app.collection("petitions").insert_many(data).await.unwrap();
+    // Results: two of three reached 12345 callers, WeChat's one did; receipts do not count.
+    let deliveries = vec![
+        delivery(3, "hotline", "result", "delivered", day(4)),
+        delivery(4, "hotline", "result", "failed", day(5)),
+        delivery(5, "wechat", "result", "delivered", day(6)),
+        delivery(6, "hotline", "result", "delivered", day(6)),
+        delivery(6, "hotline", "receipt", "undeliverable", day(6)),
+        // October: outside the period.
+        delivery(7, "wechat", "result", "failed", DateTime::from(day(2).to_chrono() - chrono::Duration::days(30))),
+    ];
+    app.collection("deliveries").insert_many(deliveries).await.unwrap();
 
     let period = ["--from", "2026-11-01", "--to", "2026-11-30"];
     let by_street = report(&app, &[&period[..], &["--by", "street"]].concat());
@@ -124,10 +148,10 @@ async fn the_report_matches_figures_computed_by_hand() {
         ])
     );
     let total = report(&app, &period);
-    assert_eq!(total, json!([row(None, 6, 4, [Some(4.0 / 6.0), Some(0.8), Some(0.75), Some(2.0 / 3.0)], 3, 1)]));
+    assert_eq!(total, json!([with_feedback(row(None, 6, 4, [Some(4.0 / 6.0), Some(0.8), Some(0.75), Some(2.0 / 3.0)], 3, 1), 0.75)]));
 
     let by_channel = report(&app, &[&period[..], &["--by", "channel"]].concat());
     let hotline = by_channel.as_array().unwrap().iter().find(|r| r["group"] == "hotline").unwrap();
-    assert_eq!(hotline, &row(Some("hotline"), 2, 1, [Some(0.5), Some(1.0), Some(0.0), None], 1, 1));
+    assert_eq!(hotline, &with_feedback(row(Some("hotline"), 2, 1, [Some(0.5), Some(1.0), Some(0.0), None], 1, 1), 2.0 / 3.0));
     app.cleanup().await;
 }

@@ -215,6 +215,9 @@ async fn report(
     let to = to.map(|s| instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
     let store = nuannan::store::Store::open(&settings.mongodb).await?;
     let rows: Vec<nuannan::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
+    let channels: Vec<(String, nuannan::report::DeliveryCounts)> =
+        store.delivery_counts(from.into(), to.into()).await?.into_iter().map(|(c, d)| (c.as_str().to_owned(), d)).collect();
+    let rows = nuannan::report::with_deliveries(rows, by, &channels);
     println!("{}", nuannan::report::render(&rows, by, format));
     Ok(())
 }
