@@ -34,8 +34,16 @@ pub enum Command {
     /// Declare the broker topology and exit.
     Topology,
     /// Feed a short demo stream from all three channels into a running
-    /// pipeline and print what became of each message.
-    Demo,
+    /// pipeline, take each petition to its result, and print what became of
+    /// each message and what reached the citizen.
+    Demo {
+        /// Also serve a local stand-in of WeChat's API, the 12345 callback and
+        /// the App webhook on this address (point `wechat.api_base`,
+        /// `hotline.callback_url` and `app.webhook_url` at it), and print what
+        /// it received.
+        #[arg(long, value_name = "IP:PORT")]
+        standin: Option<String>,
+    },
     /// Print the unit a point or an address falls in, as JSON.
     Locate {
         #[arg(long, requires = "lat", conflicts_with = "address", allow_negative_numbers = true)]
@@ -124,7 +132,7 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Run => workers::run(&settings, &Role::ALL, shutdown_on_signal()).await,
         Command::Worker { role } => workers::run(&settings, &[role], shutdown_on_signal()).await,
         Command::Topology => workers::declare_topology(&settings).await,
-        Command::Demo => nuannan::demo::run(&settings).await,
+        Command::Demo { standin } => demo(&settings, standin.as_deref()).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
         Command::Deadline { from, working_days } => deadline(&settings, &from, working_days).await,
         Command::Bench(args) => nuannan::bench::run(&settings, &args).await,
@@ -201,6 +209,32 @@ async fn import_calendar(settings: &Settings, file: &std::path::Path) -> anyhow:
     let imported = crate::calendar::import(settings, &store, &publisher, &csv).await?;
     let _ = conn.close(200, "done".into()).await;
     println!("{}", serde_json::json!({ "year": imported.year, "recomputed": imported.recomputed, "deadline_changed": imported.changed }));
+    Ok(())
+}
+
+async fn demo(settings: &Settings, standin: Option<&str>) -> anyhow::Result<()> {
+    use workers::standin::{Credentials, StandIn};
+    let Some(addr) = standin else { return nuannan::demo::run(settings).await };
+    let credentials = Credentials {
+        app_id: settings.wechat.app_id.clone(),
+        app_secret: settings.wechat.app_secret.clone(),
+        hotline_secret: settings.hotline.secret.clone(),
+        webhook_secret: settings.app.webhook_secret.clone(),
+    };
+    let standin = StandIn::start(addr, credentials).await.with_context(|| format!("the stand-in on {addr}"))?;
+    nuannan::demo::run(settings).await?;
+    println!("\nwhat reached the citizens, as the channels' stand-ins received it ({}):", standin.base_url());
+    for r in standin.received() {
+        let b = &r.body;
+        let (to, text) = match r.remote {
+            "wechat" => (b["touser"].clone(), b["text"]["content"].clone()),
+            "wechat_template" => (b["touser"].clone(), b["data"]["content"]["value"].clone()),
+            "hotline" => (b["order_no"].clone(), b["text"].clone()),
+            _ => (b["user_id"].clone(), b["text"].clone()),
+        };
+        let to = nuannan::telemetry::mask_id(to.as_str().unwrap_or_default());
+        println!("  {:<16} to {to:<14} {}", r.remote, text.as_str().unwrap_or_default());
+    }
     Ok(())
 }
 

@@ -61,7 +61,7 @@ pub async fn apply(settings: &Settings, file: &Path, rabbitmqctl: &str) -> anyho
     let mut generated = Vec::new();
     for p in principals.iter() {
         let user = p.user.as_str();
-        if let Ok(password) = std::env::var(password_var(user)) {
+        if let Ok(password) = std::env::var(nuannan::identity::password_var(user)) {
             passwords.insert(user.to_owned(), password);
         } else if !current.users.iter().any(|u| u.name == user) {
             let password = random_password();
@@ -94,10 +94,6 @@ pub async fn apply(settings: &Settings, file: &Path, rabbitmqctl: &str) -> anyho
     }
     println!("{}", serde_json::json!({ "applied": file, "principals": principals.len(), "created": plan.created, "vhost": vhost }));
     Ok(())
-}
-
-pub fn password_var(user: &str) -> String {
-    format!("NUANNAN_PASSWORD_{}", user.to_ascii_uppercase().replace('-', "_"))
 }
 
 fn random_password() -> String {

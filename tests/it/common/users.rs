@@ -32,7 +32,7 @@ impl BrokerUsers {
         let out = Command::new(env!("CARGO_BIN_EXE_nuannan"))
             .args(["principals", "apply", file.to_str().unwrap(), "--rabbitmqctl", &rabbitmqctl()])
             .envs(super::settings_env(settings))
-            .envs(guard.passwords.iter().map(|(u, p)| (nuannan_workers::principals::password_var(u), p.clone())))
+            .envs(guard.passwords.iter().map(|(u, p)| (nuannan::identity::password_var(u), p.clone())))
             .output()
             .expect("running nuannan principals apply");
         assert!(out.status.success(), "principals apply failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,19 +1,26 @@
 //! `nuannan demo`: sends a short stream from all three channels to the
 //! gateway over HTTP, as WeChat, the 12345 platform and the App backend do
-//! (signed, sealed, keyed), and prints what became of each message.
+//! (signed, sealed, keyed), and prints what became of each message; then
+//! 八大峡街道's handler app and the district reviewer take each petition to its
+//! result, and the demo shows the receipt and the result reaching the
+//! citizen on the channel they used.
 
-use std::collections::HashMap;
+mod drive;
+
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use lapin::options::{BasicAckOptions, BasicGetOptions};
 use mongodb::bson::{Document, doc};
+use serde_json::json;
 
-use crate::bus::{self, topology};
 use crate::config::Settings;
-use crate::domain::Channel;
-use crate::store::{CHANNEL_EVENTS, PETITIONS, REJECTIONS, Store};
+use crate::store::{CHANNEL_EVENTS, DELIVERIES, PETITIONS, REJECTIONS, Store};
+
+/// The demo's handler app (八大峡街道, whose subtree the demo's petitions
+/// fall in) and reviewer, from `docker/principals.toml`.
+const HANDLER: &str = "badaxia-app";
+const REVIEWER: &str = "district-review";
 
 struct Sample {
     what: &'static str,
@@ -78,8 +85,8 @@ fn samples(run: &str) -> Vec<Sample> {
             key: format!("app-{run}"),
             body: format!(
                 r#"{{"request_id":"app-{run}","submitted_at":"{}","user":{{"id":"u-{run}","phone":"13812345678"}},
-                "content":"香港中路某小区门口占道经营，影响通行","category":"enforcement",
-                "location":{{"lng":120.3826,"lat":36.0671}},"address":"香港中路"}}"#,
+                "content":"团岛二路某小区门口占道经营，影响通行","category":"enforcement",
+                "location":{{"lng":120.2945,"lat":36.0465}},"address":"团岛二路"}}"#,
                 Utc::now().to_rfc3339()
             ),
         },
@@ -127,8 +134,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     anyhow::ensure!(!settings.gateway.http_addr.is_empty(), "the demo talks to the gateway: set gateway.http_addr");
     let app_key = std::env::var("NUANNAN_DEMO_APP_KEY").context("NUANNAN_DEMO_APP_KEY: the App adapter's key")?;
     let run = Utc::now().format("%H%M%S%3f").to_string();
-    let topology = topology(settings);
-    let conn = bus::connect(&settings.amqp.url, "nuannan-demo").await?;
     let store = Store::open(&settings.mongodb).await?;
     let samples = samples(&run);
     let mut answers = Vec::new();
@@ -137,22 +142,68 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     }
     println!("sent {} requests to the gateway on {}; waiting for the pipeline…\n", samples.len(), settings.gateway.http_addr);
 
-    let mut receipts = HashMap::new();
+    let mut petitions = Vec::new();
     for (s, (status, answer)) in samples.iter().zip(&answers) {
         println!("{:<42} HTTP {status} {}", s.what, answer.trim());
         let mut outcome = wait_for_outcome(&store, s).await?;
+        let mut receipt = None;
         if let Some(id) = outcome.get_str("_id").ok().filter(|_| outcome.contains_key("status")).map(str::to_owned) {
             outcome = wait_for_routing(&store, &id).await?;
-            let id = id.as_str();
-            while !receipts.contains_key(id) {
-                collect_receipts(&conn, &topology, &mut receipts).await?;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            receipt = Some(wait_for_delivery(&store, &id, "receipt").await?);
+            if !petitions.contains(&id) {
+                petitions.push(id);
             }
         }
-        println!("{:<42} → {}", "", describe(&outcome, &receipts));
+        println!("{:<42} → {}", "", describe(&outcome, receipt.as_ref()));
     }
-    conn.close(200, "demo done".into()).await?;
+
+    println!("\n八大峡街道's handler app ({HANDLER}) and the district reviewer ({REVIEWER}) take each petition to its result:");
+    let mut handler = drive::Sender::login(settings, HANDLER).await?;
+    let mut reviewer = drive::Sender::login(settings, REVIEWER).await?;
+    for id in &petitions {
+        let p = store.database().collection::<Document>(PETITIONS).find_one(doc! { "_id": id }).await?.context("the petition")?;
+        let unit = p.get_str("unit").unwrap_or("shinan").to_owned();
+        let staff = json!({ "id": "demo-staff", "role": "handler", "unit": unit });
+        let steps = [
+            (HANDLER, "accept", staff.clone(), json!({})),
+            (HANDLER, "resolve", staff, json!({ "result": "已派人现场处理完毕，问题已解决。" })),
+            (REVIEWER, "approve", json!({ "id": "demo-reviewer", "role": "reviewer", "unit": "shinan" }), json!({})),
+        ];
+        let mut replies = Vec::new();
+        for (who, command, actor, data) in steps {
+            let sender = if who == HANDLER { &mut handler } else { &mut reviewer };
+            let reply = sender.send(command, id, actor, data).await?;
+            replies.push(format!("{command}: {}", reply["status"].as_str().or(reply["error"].as_str()).unwrap_or("?")));
+        }
+        println!("  petition {id} ({unit}): {}", replies.join(", "));
+        let result = wait_for_delivery(&store, id, "result").await?;
+        println!("  {:<40} result via {}", "", delivered(&result));
+    }
+    handler.close().await;
+    reviewer.close().await;
     Ok(())
+}
+
+/// The final record of a petition's message of `kind`, once the deliver role has it.
+async fn wait_for_delivery(store: &Store, petition_id: &str, kind: &str) -> anyhow::Result<Document> {
+    let filter = doc! { "petition_id": petition_id, "kind": kind, "status": { "$ne": "retrying" } };
+    for _ in 0..150 {
+        if let Some(d) = store.database().collection::<Document>(DELIVERIES).find_one(filter.clone()).await? {
+            return Ok(d);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("no {kind} delivered for {petition_id} within 30 s (is the deliver role running?)")
+}
+
+/// "wechat: delivered (1 attempt)", or the reason it was not.
+fn delivered(d: &Document) -> String {
+    let attempts = d.get_array("attempts").map_or(0, Vec::len);
+    let (channel, status) = (d.get_str("channel").unwrap_or("?"), d.get_str("status").unwrap_or("?"));
+    match d.get_str("reason") {
+        Ok(reason) => format!("{channel}: {status} ({reason})"),
+        Err(_) => format!("{channel}: {status} after {attempts} attempt(s): {}", d.get_str("text").unwrap_or_default()),
+    }
 }
 
 async fn wait_for_outcome(store: &Store, s: &Sample) -> anyhow::Result<Document> {
@@ -201,27 +252,7 @@ async fn petition_or_rejection(store: &Store, s: &Sample) -> anyhow::Result<Opti
     Ok(db.collection::<Document>(REJECTIONS).find_one(doc! { "message_id": &s.key }).await?)
 }
 
-async fn collect_receipts(
-    conn: &lapin::Connection,
-    topology: &bus::Topology,
-    receipts: &mut HashMap<String, String>,
-) -> anyhow::Result<()> {
-    let channel = conn.create_channel().await?;
-    for c in Channel::ALL {
-        let queue = topology.outbound_queue(c);
-        while let Some(msg) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? {
-            let body: serde_json::Value = serde_json::from_slice(&msg.delivery.data)?;
-            if let (Some(id), Some(text)) = (body["petition_id"].as_str(), body["text"].as_str()) {
-                receipts.insert(id.to_owned(), format!("{c} to {}: {text}", body["recipient"]["id"]));
-            }
-            msg.delivery.ack(BasicAckOptions::default()).await?;
-        }
-    }
-    let _ = channel.close(200, "ok".into()).await;
-    Ok(())
-}
-
-fn describe(outcome: &Document, receipts: &HashMap<String, String>) -> String {
+fn describe(outcome: &Document, receipt: Option<&Document>) -> String {
     if let Ok(id) = outcome.get_str("attached_to") {
         return format!("attached to petition {id}");
     }
@@ -235,7 +266,7 @@ fn describe(outcome: &Document, receipts: &HashMap<String, String>) -> String {
     let status = outcome.get_str("status").unwrap_or_default();
     let unit = outcome.get_str("unit").unwrap_or("-");
     let category = outcome.get_str("category").unwrap_or("unclassified");
-    let receipt = receipts.get(id).map(String::as_str).unwrap_or("(no receipt yet)");
+    let receipt = receipt.map_or_else(|| "(no receipt yet)".to_owned(), delivered);
     format!("petition {id}: {status} → {unit} ({category})\n{:<45}receipt via {receipt}", "")
 }
 
