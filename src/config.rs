@@ -398,8 +398,12 @@ impl Settings {
         {
             return invalid("wechat.encoding_aes_key", "must be 43 base64 characters, or empty for plaintext mode");
         }
-        for (key, url) in [("wechat.api_base", &self.wechat.api_base), ("hotline.callback_url", &self.hotline.callback_url), ("app.webhook_url", &self.app.webhook_url)] {
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        for (key, url) in [
+            ("wechat.api_base", &self.wechat.api_base),
+            ("hotline.callback_url", &self.hotline.callback_url),
+            ("app.webhook_url", &self.app.webhook_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 return invalid(key, "must be an http:// or https:// URL, or empty");
             }
         }

@@ -138,7 +138,13 @@ impl HotlineCallback {
     /// `None` without an order number: the answer has nowhere to go.
     pub fn of(m: &Outbound) -> Option<Self> {
         let order_no = m.recipient.order_no.clone()?;
-        Some(HotlineCallback { order_no, petition_id: m.petition_id.clone(), kind: m.kind.as_str().to_owned(), text: m.text.clone(), at: m.at })
+        Some(HotlineCallback {
+            order_no,
+            petition_id: m.petition_id.clone(),
+            kind: m.kind.as_str().to_owned(),
+            text: m.text.clone(),
+            at: m.at,
+        })
     }
 }
 
@@ -173,7 +179,10 @@ mod tests {
     #[test]
     fn the_schedule_ends_in_failed_with_the_last_error() {
         let s = RetrySchedule::from_millis(&[10, 20]);
-        assert_eq!((s.after(0), s.after(1), s.after(2), s.after(3)), (None, Some(Duration::from_millis(10)), Some(Duration::from_millis(20)), None));
+        assert_eq!(
+            (s.after(0), s.after(1), s.after(2), s.after(3)),
+            (None, Some(Duration::from_millis(10)), Some(Duration::from_millis(20)), None)
+        );
         assert_eq!(s.attempts(), 3);
         let busy = Answer::new(503, http_verdict(503));
         assert_eq!(busy.settles(true), (Status::Retrying, None));

@@ -125,7 +125,10 @@ mod tests {
         for code in [40001, 40014, 42001] {
             assert!(matches!(send_verdict(code, "").verdict, Verdict::Refresh(_)), "{code}");
         }
-        assert_eq!(send_verdict(45015, "response out of time limit").verdict, Verdict::Undeliverable("outside_window (45015 response out of time limit)".into()));
+        assert_eq!(
+            send_verdict(45015, "response out of time limit").verdict,
+            Verdict::Undeliverable("outside_window (45015 response out of time limit)".into())
+        );
         assert!(matches!(send_verdict(45047, "").verdict, Verdict::Undeliverable(r) if r.starts_with("over_quota")));
         assert!(matches!(send_verdict(-1, "system busy").verdict, Verdict::Retry(_)));
         assert!(matches!(send_verdict(40003, "invalid openid").verdict, Verdict::Failed(_)));

@@ -53,7 +53,10 @@ impl Sender {
             .with_correlation_id(correlation.as_str().into());
         let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
         let key = format!("petition.{command}");
-        self.channel.basic_publish(self.exchange.as_str().into(), key.as_str().into(), mandatory, &serde_json::to_vec(&body)?, props).await?.await?;
+        self.channel
+            .basic_publish(self.exchange.as_str().into(), key.as_str().into(), mandatory, &serde_json::to_vec(&body)?, props)
+            .await?
+            .await?;
         let reply = tokio::time::timeout(Duration::from_secs(15), async {
             while let Some(delivery) = self.replies.next().await {
                 let delivery = delivery?;
@@ -82,7 +85,10 @@ fn with_login(url: &str, user: &str, password: &str) -> Option<String> {
 mod tests {
     #[test]
     fn the_login_replaces_the_urls_own() {
-        assert_eq!(super::with_login("amqp://guest:guest@127.0.0.1:5672/%2f", "tuandao-app", "pw").unwrap(), "amqp://tuandao-app:pw@127.0.0.1:5672/%2f");
+        assert_eq!(
+            super::with_login("amqp://guest:guest@127.0.0.1:5672/%2f", "tuandao-app", "pw").unwrap(),
+            "amqp://tuandao-app:pw@127.0.0.1:5672/%2f"
+        );
         assert_eq!(super::with_login("amqps://mq.example:5671/v", "u", "p").unwrap(), "amqps://u:p@mq.example:5671/v");
     }
 }

@@ -166,7 +166,8 @@ pub fn render(broker: bool, store: bool) -> String {
     let deliveries = m.deliveries.lock().expect("metrics lock").clone();
     if !deliveries.is_empty() {
         let name = "nuannan_delivery_outcomes_total";
-        let _ = writeln!(out, "# HELP {name} Messages to citizens that reached a final state, by channel and state.\n# TYPE {name} counter");
+        let _ =
+            writeln!(out, "# HELP {name} Messages to citizens that reached a final state, by channel and state.\n# TYPE {name} counter");
         for ((channel, status), n) in deliveries {
             let _ = writeln!(out, "{name}{{channel=\"{channel}\",status=\"{status}\"}} {n}");
         }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{COUNTERS, Result, Store, StoreError};
 use crate::deliver::{AppNotification, Status};
-use crate::report::DeliveryCounts;
 use crate::domain::{Channel, Outbound};
+use crate::report::DeliveryCounts;
 
 pub const DELIVERIES: &str = "deliveries";
 
@@ -90,7 +90,10 @@ impl Store {
     pub async fn record_attempt(&self, message_id: &str, attempt: &AttemptRecord, status: Status, reason: Option<&str>) -> Result<()> {
         let attempt = mongodb::bson::to_bson(attempt)?;
         self.collection::<Document>(DELIVERIES)
-            .update_one(doc! { "_id": message_id }, doc! { "$push": { "attempts": attempt }, "$set": { "status": status.as_str(), "reason": reason } })
+            .update_one(
+                doc! { "_id": message_id },
+                doc! { "$push": { "attempts": attempt }, "$set": { "status": status.as_str(), "reason": reason } },
+            )
             .await?;
         Ok(())
     }
@@ -119,7 +122,10 @@ impl Store {
             .update_one(doc! { "_id": message_id, "cursor": { "$exists": false } }, doc! { "$set": { "cursor": counter } })
             .await?;
         // A concurrent first allocation (there is none by design) would have won; read what stands.
-        self.delivery(message_id).await?.and_then(|d| d.cursor).ok_or_else(|| StoreError::Shape(format!("delivery {message_id}: no cursor")))
+        self.delivery(message_id)
+            .await?
+            .and_then(|d| d.cursor)
+            .ok_or_else(|| StoreError::Shape(format!("delivery {message_id}: no cursor")))
     }
 
     /// The App feed after `cursor`, oldest first.
@@ -137,7 +143,10 @@ impl Store {
 
     /// Every channel's messages written in `[from, to)`, by status.
     pub async fn delivery_counts(&self, from: DateTime, to: DateTime) -> Result<Vec<(Channel, DeliveryCounts)>> {
-        let pipeline = [doc! { "$match": { "at": { "$gte": from, "$lt": to } } }, doc! { "$group": { "_id": { "channel": "$channel", "status": "$status", "kind": "$kind" }, "n": { "$sum": 1 } } }];
+        let pipeline = [
+            doc! { "$match": { "at": { "$gte": from, "$lt": to } } },
+            doc! { "$group": { "_id": { "channel": "$channel", "status": "$status", "kind": "$kind" }, "n": { "$sum": 1 } } },
+        ];
         let groups: Vec<Document> = self.collection::<Document>(DELIVERIES).aggregate(pipeline).await?.try_collect().await?;
         let mut counts: Vec<(Channel, DeliveryCounts)> = Channel::ALL.iter().map(|c| (*c, DeliveryCounts::default())).collect();
         for g in groups {

@@ -211,8 +211,11 @@ async fn outside_the_window_a_message_takes_the_template_or_is_undeliverable_wit
     app.start_workers(&[Role::Deliver]);
 
     let p = petition(7);
-    let ids = send(&app, &[message(Channel::Wechat, &p, OutboundKind::Progress, "away"), message(Channel::Wechat, &p, OutboundKind::Result, "away")])
-        .await;
+    let ids = send(
+        &app,
+        &[message(Channel::Wechat, &p, OutboundKind::Progress, "away"), message(Channel::Wechat, &p, OutboundKind::Result, "away")],
+    )
+    .await;
     let records = settled(&app, &ids).await;
     let progress = &records[&ids[0]];
     assert_eq!(progress.get_str("status").unwrap(), "undeliverable");
@@ -264,13 +267,21 @@ async fn a_refusal_fails_at_once_and_a_broken_remote_holds_up_only_its_own_chann
 async fn a_channel_without_settings_marks_its_messages_not_configured() {
     let mut app = TestApp::without_workers().await;
     app.start_workers(&[Role::Deliver]);
-    let ids = send(&app, &[message(Channel::Wechat, &petition(9), OutboundKind::Receipt, "o1"), message(Channel::Hotline, &petition(10), OutboundKind::Receipt, "13800000000")]).await;
+    let ids = send(
+        &app,
+        &[
+            message(Channel::Wechat, &petition(9), OutboundKind::Receipt, "o1"),
+            message(Channel::Hotline, &petition(10), OutboundKind::Receipt, "13800000000"),
+        ],
+    )
+    .await;
     let records = settled(&app, &ids).await;
     for id in &ids {
         let d = &records[id];
         assert_eq!((d.get_str("status").unwrap(), d.get_str("reason").unwrap()), ("undeliverable", "not_configured"), "{d}");
     }
-    wait_for("delivery_failed events", || async { (app.count("events", doc! { "type": "delivery_failed" }).await == 2).then_some(()) }).await;
+    wait_for("delivery_failed events", || async { (app.count("events", doc! { "type": "delivery_failed" }).await == 2).then_some(()) })
+        .await;
     app.cleanup().await;
 }
 
@@ -284,7 +295,9 @@ async fn the_app_webhook_and_feed_carry_the_same_cursor() {
     let standin = standin().await;
     let mut app = TestApp::with_settings(delivering_to(&standin).await).await;
     app.start_workers(&[Role::Deliver]);
-    let ids = send(&app, &(1..=5).map(|n| message(Channel::App, &petition(n), OutboundKind::Receipt, &format!("u{n}"))).collect::<Vec<_>>()).await;
+    let ids =
+        send(&app, &(1..=5).map(|n| message(Channel::App, &petition(n), OutboundKind::Receipt, &format!("u{n}"))).collect::<Vec<_>>())
+            .await;
     settled(&app, &ids).await;
     let feed = app.store.notifications_after(0, 100).await.unwrap();
     let hooks = webhook_items(&standin.received());
@@ -304,7 +317,7 @@ async fn kill_9_of_the_deliver_role_loses_nothing_and_repeats_only_what_was_in_f
     const PETITIONS: u32 = 10;
     let standin = standin().await;
     for remote in ["wechat", "hotline", "app"] {
-        standin.slow(remote, Duration::from_millis(20));
+        standin.slow(remote, Duration::from_millis(50));
     }
     let settings = delivering_to(&standin).await;
     let app = TestApp::with_settings(settings.clone()).await;
@@ -372,7 +385,9 @@ async fn kill_9_of_the_deliver_role_loses_nothing_and_repeats_only_what_was_in_f
         }
     }
     // A repeated webhook carries the message id the receiver dedupes on.
-    assert!(received.iter().filter(|r| r.remote != "wechat").all(|r| r.message_id.as_deref().is_some_and(|id| ids.iter().any(|i| i == id))));
+    assert!(
+        received.iter().filter(|r| r.remote != "wechat").all(|r| r.message_id.as_deref().is_some_and(|id| ids.iter().any(|i| i == id)))
+    );
     app.cleanup().await;
 }
 
@@ -384,7 +399,10 @@ async fn the_app_backend_polls_the_feed_page_by_page_and_sees_each_message_once(
     settings.gateway.http_addr = crate::ops::free_addr();
     settings.gateway.rate_limit_per_s = 0;
     let mut app = TestApp::with_settings(settings).await;
-    let adapter = format!("user = \"app-adapter\"\nkind = \"adapter\"\nchannel = \"app\"\napi_key_sha256 = \"{}\"", nuannan::identity::api_key_digest(KEY));
+    let adapter = format!(
+        "user = \"app-adapter\"\nkind = \"adapter\"\nchannel = \"app\"\napi_key_sha256 = \"{}\"",
+        nuannan::identity::api_key_digest(KEY)
+    );
     app.store.replace_principals(&nuannan::identity::Principals::from_list([crate::common::commands::principal(&adapter)])).await.unwrap();
     app.start_workers(&[Role::Deliver, Role::Gateway]);
     let addr = app.settings.gateway.http_addr.clone();

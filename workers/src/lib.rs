@@ -259,8 +259,17 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
                 // One consumer per channel: a channel whose remote is down holds up only itself.
                 let channels = workers.iter().map(|w| {
                     let queue = topology.outbound_queue(w.channel());
-                    Consumer { conn: &consuming, role, queue, prefetch: settings.deliver.concurrency, settings, store, dead: &dead, shutdown }
-                        .run(w)
+                    Consumer {
+                        conn: &consuming,
+                        role,
+                        queue,
+                        prefetch: settings.deliver.concurrency,
+                        settings,
+                        store,
+                        dead: &dead,
+                        shutdown,
+                    }
+                    .run(w)
                 });
                 futures::future::try_join_all(channels).await.map(|_| ())
             }

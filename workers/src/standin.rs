@@ -216,7 +216,12 @@ async fn template_send(state: State<Arc<Shared>>, q: Query<HashMap<String, Strin
 }
 
 /// WeChat's order: the token, then the request, then the window.
-async fn wechat_send(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>, body: Bytes, remote: &'static str) -> Response {
+async fn wechat_send(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+    remote: &'static str,
+) -> Response {
     let fault = s.fault("wechat").await;
     let token_ok = q.get("access_token").is_some_and(|t| s.tokens.lock().expect("stand-in").1.contains(t));
     if !token_ok {
@@ -249,7 +254,9 @@ async fn app(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> R
 
 async fn webhook(s: &Shared, remote: &'static str, secret: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = signed::verify(secret, header("x-nuannan-timestamp"), header("x-nuannan-signature"), body, chrono::Utc::now().timestamp()) {
+    if let Err(e) =
+        signed::verify(secret, header("x-nuannan-timestamp"), header("x-nuannan-signature"), body, chrono::Utc::now().timestamp())
+    {
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
     }
     match s.fault(remote).await {

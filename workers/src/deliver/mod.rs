@@ -171,7 +171,8 @@ impl DeliverWorker {
         } else {
             tracing::warn!(channel = %self.channel, kind = record.kind, status = record.status.as_str(), reason = record.reason.as_deref().unwrap_or_default(), "not delivered");
         }
-        let petition_id = record.petition_id.parse().map_err(|e| Failure::error(anyhow::anyhow!("petition id {}: {e}", record.petition_id)))?;
+        let petition_id =
+            record.petition_id.parse().map_err(|e| Failure::error(anyhow::anyhow!("petition id {}: {e}", record.petition_id)))?;
         let event = Event {
             event_id: format!("{}/{}", record.message_id, kind.as_str()),
             petition_id,

@@ -18,10 +18,19 @@ use super::token::Tokens;
 pub const MESSAGE_ID_HEADER: &str = "X-Nuannan-Message-Id";
 
 pub enum Remote {
-    Wechat { base: String, tokens: Tokens, templates: WechatTemplates },
-    Hotline { url: String, secret: String },
+    Wechat {
+        base: String,
+        tokens: Box<Tokens>,
+        templates: WechatTemplates,
+    },
+    Hotline {
+        url: String,
+        secret: String,
+    },
     /// Always the feed; the webhook too when one is set.
-    App { webhook: Option<(String, String)> },
+    App {
+        webhook: Option<(String, String)>,
+    },
     NotConfigured,
 }
 
@@ -32,7 +41,7 @@ impl Remote {
                 let w = &settings.wechat;
                 Remote::Wechat {
                     base: w.api_base.trim_end_matches('/').to_owned(),
-                    tokens: Tokens::new(store.clone(), http.clone(), &w.api_base, &w.app_id, &w.app_secret),
+                    tokens: Box::new(Tokens::new(store.clone(), http.clone(), &w.api_base, &w.app_id, &w.app_secret)),
                     templates: w.templates.clone(),
                 }
             }
