@@ -171,8 +171,9 @@ async fn every_message_reaches_its_channel_once_and_in_order_per_petition() {
     for code in ["503", "500", "502", "429", "-1"] {
         assert!(codes.iter().any(|c| c == code), "attempt with code {code} recorded: {codes:?}");
     }
-    let delivered = app.count("events", doc! { "type": "delivered" }).await;
-    assert_eq!(delivered, 36, "one delivered event per message");
+    // Announced right after the final state is written: wait for it, and for no more than one per message.
+    wait_for("one delivered event per message", || async { (app.count("events", doc! { "type": "delivered" }).await == 36).then_some(()) })
+        .await;
     app.cleanup().await;
 }
 
@@ -225,7 +226,8 @@ async fn outside_the_window_a_message_takes_the_template_or_is_undeliverable_wit
     let templated = standin.received().into_iter().find(|r| r.remote == "wechat_template").unwrap();
     assert_eq!(templated.body["template_id"], "TEMPLATE-RESULT");
     assert_eq!(templated.body["touser"], "away");
-    let failed = app.find_one("events", doc! { "_id": format!("{}/delivery_failed", ids[0]) }).await.unwrap();
+    let event = doc! { "_id": format!("{}/delivery_failed", ids[0]) };
+    let failed = wait_for("the delivery_failed event", || app.find_one("events", event.clone())).await;
     assert_eq!(failed.get_document("data").unwrap().get_str("status").unwrap(), "undeliverable");
     app.cleanup().await;
 }
