@@ -451,3 +451,24 @@ async fn the_app_backend_polls_the_feed_page_by_page_and_sees_each_message_once(
     assert_eq!(get("x").await.unwrap().0, 400);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_answer_slower_than_the_timeout_is_retried_with_the_same_message_id() {
+    let standin = standin().await;
+    // The 12345 platform takes the callback, then answers too late.
+    standin.inject("hotline", &[Fault::Slow(Duration::from_millis(2000))]);
+    let mut settings = delivering_to(&standin).await;
+    settings.deliver.timeout_ms = 500;
+    let mut app = TestApp::with_settings(settings).await;
+    app.start_workers(&[Role::Deliver]);
+    let ids = send(&app, &[message(Channel::Hotline, &petition(5), OutboundKind::Result, "13800000000")]).await;
+    let record = &settled(&app, &ids).await[&ids[0]];
+    assert_eq!(record.get_str("status").unwrap(), "delivered");
+    let attempts = record.get_array("attempts").unwrap();
+    assert_eq!(attempts.len(), 2, "{record}");
+    assert!(attempts[0].as_document().unwrap().get("code").is_some_and(|c| c.as_null().is_some()), "no answer in time: {record}");
+    // The platform saw it twice, both times with the id it dedupes on.
+    let seen: Vec<Option<String>> = standin.received().into_iter().filter(|r| r.remote == "hotline").map(|r| r.message_id).collect();
+    assert_eq!(seen, [Some(ids[0].clone()), Some(ids[0].clone())]);
+    app.cleanup().await;
+}

@@ -62,6 +62,8 @@ pub enum Fault {
     Status(u16),
     /// A WeChat `errcode` with HTTP 200.
     Errcode(i64),
+    /// Takes the request (it counts as received), then answers only after this long.
+    Slow(Duration),
 }
 
 struct Shared {
@@ -230,7 +232,7 @@ async fn wechat_send(
     match fault {
         Some(Fault::Status(status)) => return StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response(),
         Some(Fault::Errcode(code)) => return errcode(code, "injected"),
-        None => {}
+        Some(Fault::Slow(_)) | None => {}
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else { return errcode(47001, "data format error") };
     let Some(openid) = body["touser"].as_str() else { return errcode(40003, "invalid openid") };
@@ -239,6 +241,9 @@ async fn wechat_send(
         return errcode(45015, "response out of time limit or subscription is canceled");
     }
     s.record(remote, None, body);
+    if let Some(Fault::Slow(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
     errcode(0, "ok")
 }
 
@@ -259,11 +264,14 @@ async fn webhook(s: &Shared, remote: &'static str, secret: &str, headers: &Heade
     {
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
     }
-    match s.fault(remote).await {
-        Some(Fault::Status(status)) => return StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response(),
-        Some(Fault::Errcode(_)) | None => {}
+    let fault = s.fault(remote).await;
+    if let Some(Fault::Status(status)) = fault {
+        return StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response();
     }
     let Ok(body) = serde_json::from_slice::<Value>(body) else { return StatusCode::BAD_REQUEST.into_response() };
     s.record(remote, header("x-nuannan-message-id").map(str::to_owned), body);
+    if let Some(Fault::Slow(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::NO_CONTENT.into_response()
 }
