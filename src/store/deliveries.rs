@@ -102,14 +102,12 @@ impl Store {
         Ok(self.collection::<DeliveryRecord>(DELIVERIES).find_one(doc! { "_id": message_id }).await?)
     }
 
-    /// The message's cursor in the App feed, allocated the first time.
+    /// The message's cursor in the App feed, allocated the first time
+    /// (callers that read the record already skip a message that has one).
     /// Callers allocate one at a time (see the `deliver` role), so a cursor
     /// is visible before the next is handed out and a reader that has seen
     /// cursor n never misses one below it.
     pub async fn feed_cursor(&self, message_id: &str) -> Result<i64> {
-        if let Some(cursor) = self.delivery(message_id).await?.and_then(|d| d.cursor) {
-            return Ok(cursor);
-        }
         let counter = self
             .collection::<Document>(COUNTERS)
             .find_one_and_update(doc! { "_id": FEED_COUNTER }, doc! { "$inc": { "seq": 1_i64 } })
@@ -118,10 +116,14 @@ impl Store {
             .await?
             .and_then(|d| d.get_i64("seq").ok())
             .ok_or_else(|| StoreError::Shape("feed counter: no seq".into()))?;
-        self.collection::<Document>(DELIVERIES)
+        let set = self
+            .collection::<Document>(DELIVERIES)
             .update_one(doc! { "_id": message_id, "cursor": { "$exists": false } }, doc! { "$set": { "cursor": counter } })
             .await?;
-        // A concurrent first allocation (there is none by design) would have won; read what stands.
+        if set.modified_count == 1 {
+            return Ok(counter);
+        }
+        // It had one already (allocated before a crash): that one stands, the new number is skipped.
         self.delivery(message_id)
             .await?
             .and_then(|d| d.cursor)
