@@ -56,12 +56,13 @@ start_secantus_local() {
 
 # The real peers the tests drive (PyPI): wechatpy seals WeChat pushes as the
 # WeChat server does, schemathesis checks the gateway against its OpenAPI
-# document. Pinned; installed into .venv.
-PYTHON_PEERS="wechatpy==1.8.18 cryptography==50.0.2 xmltodict==1.0.4 schemathesis==4.32.5"
+# document, georeport reads the Open311 API as GeoReport clients do. Pinned
+# (xmltodict 0.14: georeport requires < 0.15); installed into .venv.
+PYTHON_PEERS="wechatpy==1.8.18 cryptography==50.0.2 xmltodict==0.14.2 schemathesis==4.32.5 georeport==0.3.1 jsonschema==4.26.0"
 
 python_peers() {
   [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
-  if ! "$ROOT/.venv/bin/python" -c 'import wechatpy, schemathesis' 2>/dev/null; then
+  if ! "$ROOT/.venv/bin/python" -c 'import wechatpy, schemathesis, georeport, jsonschema' 2>/dev/null; then
     log "installing the Python peers into .venv ($PYTHON_PEERS)"
     "$ROOT/.venv/bin/pip" install -q $PYTHON_PEERS
   fi

@@ -41,6 +41,8 @@ pub struct Settings {
     pub app: AppSettings,
     #[serde(default)]
     pub deliver: DeliverSettings,
+    #[serde(default)]
+    pub open311: Open311Settings,
 }
 
 /// The HTTP edge (`docs/contract.md` §12).
@@ -57,6 +59,27 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings { http_addr: String::new(), publish_timeout_ms: 3000, rate_limit_per_s: 50 }
+    }
+}
+
+/// Open311 GeoReport v2 on the gateway (`docs/contract.md` §14).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open311Settings {
+    /// The one jurisdiction served; a request naming another is 404.
+    pub jurisdiction_id: String,
+    /// Discovery's `contact` and `key_service`.
+    pub contact: String,
+    pub key_service: String,
+}
+
+impl Default for Open311Settings {
+    fn default() -> Self {
+        Open311Settings {
+            jurisdiction_id: "qdsn.gov.cn".into(),
+            contact: "青岛市市南区 暖南诉办".into(),
+            key_service: "API keys are issued by the district's operators: an adapter principal for channel open311".into(),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod identity;
 pub mod intake;
 pub mod lifecycle;
+pub mod open311;
 pub mod ops;
 pub mod report;
 pub mod routing;

@@ -173,7 +173,7 @@ impl Topology {
                 self.bind(ch, &name, *x, key).await?;
             }
         }
-        for c in PetitionChannel::ALL {
+        for c in PetitionChannel::PUSHED {
             let name = self.outbound_queue(c);
             // One consumer at a time per channel, so a citizen's messages
             // reach them in the order they were written; more deliver
@@ -189,7 +189,7 @@ impl Topology {
     /// Every queue the topology declares.
     pub fn queue_names(&self) -> Vec<String> {
         let mut names: Vec<String> = WorkQueue::ALL.iter().map(|q| self.queue(*q)).collect();
-        names.extend(PetitionChannel::ALL.iter().map(|c| self.outbound_queue(*c)));
+        names.extend(PetitionChannel::PUSHED.iter().map(|c| self.outbound_queue(*c)));
         names.extend([self.dead_queue(), self.unrouted_queue()]);
         names
     }

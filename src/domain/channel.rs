@@ -10,16 +10,27 @@ pub enum Channel {
     Wechat,
     App,
     Hotline,
+    /// Open311 GeoReport v2 clients, through the gateway (`docs/contract.md` §14).
+    Open311,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Wechat, Channel::App, Channel::Hotline];
+    pub const ALL: [Channel; 4] = [Channel::Wechat, Channel::App, Channel::Hotline, Channel::Open311];
+    /// The channels answers are pushed to (an `{ns}.outbound.<channel>`
+    /// queue each); Open311 clients read theirs through the API.
+    pub const PUSHED: [Channel; 3] = [Channel::Wechat, Channel::App, Channel::Hotline];
+
+    /// Whether the pipeline pushes messages to this channel's citizens.
+    pub fn pushes(self) -> bool {
+        Channel::PUSHED.contains(&self)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Wechat => "wechat",
             Channel::App => "app",
             Channel::Hotline => "hotline",
+            Channel::Open311 => "open311",
         }
     }
 }

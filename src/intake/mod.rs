@@ -3,6 +3,7 @@
 
 mod app;
 mod hotline;
+pub mod open311;
 mod text;
 mod wechat;
 
@@ -111,6 +112,7 @@ pub fn parse(routing_key: &str, body: &[u8], first_seen: DateTime<Utc>, policy: 
         Channel::Wechat => wechat::parse(text, first_seen, &policy.clock),
         Channel::App => app::parse(text, first_seen, &policy.clock),
         Channel::Hotline => hotline::parse(text, first_seen, &policy.clock),
+        Channel::Open311 => open311::parse(text, first_seen, &policy.clock),
     }
 }
 

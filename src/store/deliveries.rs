@@ -150,7 +150,7 @@ impl Store {
             doc! { "$group": { "_id": { "channel": "$channel", "status": "$status", "kind": "$kind" }, "n": { "$sum": 1 } } },
         ];
         let groups: Vec<Document> = self.collection::<Document>(DELIVERIES).aggregate(pipeline).await?.try_collect().await?;
-        let mut counts: Vec<(Channel, DeliveryCounts)> = Channel::ALL.iter().map(|c| (*c, DeliveryCounts::default())).collect();
+        let mut counts: Vec<(Channel, DeliveryCounts)> = Channel::PUSHED.iter().map(|c| (*c, DeliveryCounts::default())).collect();
         for g in groups {
             let key = g.get_document("_id").ok();
             let field = |k: &str| key.and_then(|d| d.get_str(k).ok()).unwrap_or_default().to_owned();

@@ -12,6 +12,7 @@ mod deliveries;
 mod error;
 mod events;
 pub mod fields;
+mod listing;
 mod outbox;
 mod petitions;
 mod principals;
@@ -28,6 +29,7 @@ pub use clock::{ClockRecord, WindowRecord};
 pub use commands::{COMMANDS, RefusedCommand};
 pub use deliveries::{AttemptRecord, DELIVERIES, DeliveryRecord};
 pub use error::{Result, StoreError};
+pub use listing::PetitionFilter;
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
 pub use principals::PRINCIPALS;
@@ -107,6 +109,7 @@ impl Store {
         // The citizen's latest petition, for WeChat attachments.
         petitions.create_index(plain(doc! { "source.channel": 1, "citizen.id": 1, "received_at": -1 })).await?;
         petitions.create_index(plain(doc! { "clock.next_at": 1 })).await?;
+        petitions.create_index(plain(doc! { "received_at": -1 })).await?;
         // Sparse: only petitions with pending publications are indexed.
         petitions
             .create_index(IndexModel::builder().keys(doc! { "outbox.id": 1 }).options(IndexOptions::builder().sparse(true).build()).build())

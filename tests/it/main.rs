@@ -18,6 +18,7 @@ mod gateway;
 mod identity;
 mod intake;
 mod lifecycle;
+mod open311;
 mod ops;
 mod report;
 mod routing;

@@ -252,7 +252,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
             Role::Deadline => DeadlineWorker::new(settings, store.clone(), publisher, shared).run(shutdown).await,
             Role::Deliver => {
                 let http = deliver::http_client(settings)?;
-                let workers: Vec<deliver::DeliverWorker> = nuannan::domain::Channel::ALL
+                let workers: Vec<deliver::DeliverWorker> = nuannan::domain::Channel::PUSHED
                     .into_iter()
                     .map(|c| deliver::DeliverWorker::new(c, settings, store.clone(), publisher.clone(), http.clone()))
                     .collect();

@@ -188,7 +188,11 @@ impl Inner {
             text: receipt_text(&record.id, self.respond_hours),
             at: now,
         };
-        vec![OutboxMessage::event(received), OutboxMessage::outbound(receipt, 1)]
+        let mut announcements = vec![OutboxMessage::event(received)];
+        if record.source.channel.pushes() {
+            announcements.push(OutboxMessage::outbound(receipt, 1));
+        }
+        announcements
     }
 
     /// Everything after the insert, safe to repeat on every redelivery.

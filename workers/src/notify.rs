@@ -56,6 +56,9 @@ impl NotifyWorker {
     /// adapters dedupe.
     async fn accepted(&self, event: &Event) -> Result<(), Failure> {
         let p = self.petition(event).await?;
+        if !p.source.channel.pushes() {
+            return Ok(());
+        }
         // From the petition, never from the event: a forged event must not
         // put its own text in front of a citizen.
         let unit = p.unit.as_ref().map(|u| u.as_str()).unwrap_or_default();
@@ -104,8 +107,11 @@ impl NotifyWorker {
         ];
         // A second round after an unsatisfied reopening gets its own message ids.
         let round = p.unsatisfied + 1;
-        let mut outbox: Vec<OutboxMessage> = sent.into_iter().map(|m| OutboxMessage::outbound(m, round)).collect();
-        let data = json!({ "channel": p.source.channel, "kinds": ["result", "rating_request"] });
+        // An Open311 client reads the result through the API (`docs/contract.md` §14).
+        let pushed = if p.source.channel.pushes() { &sent[..] } else { &[] };
+        let mut outbox: Vec<OutboxMessage> = pushed.iter().map(|m| OutboxMessage::outbound(m.clone(), round)).collect();
+        let kinds: Vec<_> = pushed.iter().map(|m| m.kind).collect();
+        let data = json!({ "channel": p.source.channel, "kinds": kinds });
         outbox.push(OutboxMessage::event(Event::new(&p.id, p.version + 1, EventType::FeedbackSent, now, data)));
         PetitionChange { feedback: Some(Feedback::Sent(now)), outbox, ..Default::default() }
     }

@@ -36,6 +36,8 @@ use nuannan::store::{RawRetention, RejectionRecord, Store};
 use crate::Shared;
 use crate::identity::Directory;
 
+mod open311;
+
 /// Every route answers within this, or 503 (WeChat waits 5 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -62,6 +64,7 @@ struct Gateway {
     retention: RawRetention,
     wechat: WechatAccount,
     hotline_secret: String,
+    open311: nuannan::config::Open311Settings,
     limiter: Limiter,
 }
 
@@ -95,6 +98,7 @@ pub async fn serve(
             account: Some(settings.wechat.account.clone()).filter(|a| !a.is_empty()),
         },
         hotline_secret: settings.hotline.secret.clone(),
+        open311: settings.open311.clone(),
         limiter: Limiter::new(settings.gateway.rate_limit_per_s),
     });
     let app = router(state);
@@ -116,6 +120,8 @@ fn router(state: Arc<Gateway>) -> Router {
         .route("/app/petitions", post(app_petition))
         .route("/app/petitions/{petition_id}", get(app_view))
         .route("/app/notifications", get(app_notifications))
+        .route("/open311/v2/{file}", get(open311::get_top).post(open311::post_request))
+        .route("/open311/v2/{kind}/{file}", get(open311::get_one))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -151,6 +157,7 @@ fn route_name(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/app/notifications" => "app_notifications",
         p if p.starts_with("/app/petitions/") => "app_view",
+        p if p.starts_with("/open311/") => "open311",
         _ => "other",
     }
 }
@@ -195,15 +202,21 @@ async fn read_body(body: Body) -> Result<(Bytes, bool), ApiError> {
 impl Gateway {
     /// Records a body that will not be published, and answers with its status and reason.
     async fn reject(&self, channel: &str, raw: &[u8], rejection: Rejection) -> ApiError {
+        let status = StatusCode::from_u16(edge::status(rejection.reason)).expect("a valid status");
+        let refused = error(status, rejection.reason.as_str(), &rejection.detail);
+        self.record(channel, raw, rejection).await.err().unwrap_or(refused)
+    }
+
+    /// Records a refused body in `rejections`; 503 if the store cannot take it.
+    async fn record(&self, channel: &str, raw: &[u8], rejection: Rejection) -> Result<(), ApiError> {
         let record =
             RejectionRecord { channel, message_id: None, received_at: Utc::now(), rejection: &rejection, raw, retention: self.retention };
         if let Err(e) = self.store.record_rejection(&record).await {
             tracing::error!(error = %e, "recording a rejection failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry");
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry"));
         }
         tracing::warn!(channel, reason = rejection.reason.as_str(), detail = %nuannan::telemetry::mask_text(&rejection.detail), "intake refused at the gateway");
-        let status = StatusCode::from_u16(edge::status(rejection.reason)).expect("a valid status");
-        error(status, rejection.reason.as_str(), &rejection.detail)
+        Ok(())
     }
 
     /// Checks `body` as normalize will, publishes it and waits for the confirm.
@@ -379,11 +392,11 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
 async fn openapi() -> Json<serde_json::Value> {
     static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| {
-        let mut doc: serde_json::Value = serde_yaml_ng::from_str(include_str!("../../schemas/openapi.yaml")).expect("valid YAML");
+        let mut doc: serde_json::Value = serde_yaml_ng::from_str(include_str!("../../../schemas/openapi.yaml")).expect("valid YAML");
         // The intake payloads are described once, by their JSON Schemas (OpenAPI 3.1 takes them as they are).
         for (name, schema) in [
-            ("AppPetition", include_str!("../../schemas/intake/app.schema.json")),
-            ("HotlineOrder", include_str!("../../schemas/intake/hotline.schema.json")),
+            ("AppPetition", include_str!("../../../schemas/intake/app.schema.json")),
+            ("HotlineOrder", include_str!("../../../schemas/intake/hotline.schema.json")),
         ] {
             let mut schema: serde_json::Value = serde_json::from_str(schema).expect("valid JSON Schema");
             schema.as_object_mut().expect("an object").retain(|k, _| k != "$schema" && k != "$id");
