@@ -12,6 +12,8 @@ use crate::store::PetitionFilter;
 pub const WINDOW_DAYS: i64 = 90;
 /// The most requests one answer holds (GeoReport's default cap).
 pub const MAX_PAGE_SIZE: u64 = 1000;
+/// The last page one may ask for.
+const MAX_PAGE: u64 = 1_000_000;
 
 /// A date as GeoReport writes it: `2026-11-28T09:30:00+08:00`.
 pub fn w3c(t: DateTime<Utc>) -> String {
@@ -30,7 +32,8 @@ pub fn parse_w3c(s: &str) -> Result<DateTime<Utc>, Open311Error> {
 }
 
 /// `GET requests`: by ids (which override every other filter), or by
-/// service codes, a receipt-time window and status, newest first, paged.
+/// service codes, a receipt-time window of at most [`WINDOW_DAYS`] and
+/// status, newest first, paged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestQuery {
     pub ids: Option<Vec<String>>,
@@ -66,19 +69,15 @@ impl RequestQuery {
                 "status" => q.closed = status(value)?,
                 "start_date" => start = Some(parse_w3c(value)?),
                 "end_date" => end = Some(parse_w3c(value)?),
-                "page" => q.page = number(key, value)?.max(1),
-                "page_size" => q.page_size = number(key, value)?.clamp(1, MAX_PAGE_SIZE),
+                "page" => q.page = number(key, value, MAX_PAGE)?,
+                "page_size" => q.page_size = number(key, value, MAX_PAGE_SIZE)?,
                 _ => {}
             }
         }
+        // The window is at most the 90 days ending at `end_date` (or now);
+        // a later `start_date` narrows it, and one after `end_date` leaves it empty.
         q.to = end.unwrap_or(now);
-        q.from = start.unwrap_or(q.to - Duration::days(WINDOW_DAYS));
-        if q.from > q.to {
-            return Err(Open311Error::new(400, "start_date is after end_date"));
-        }
-        if q.to - q.from > Duration::days(WINDOW_DAYS) {
-            return Err(Open311Error::new(400, format!("the date range is over {WINDOW_DAYS} days")));
-        }
+        q.from = start.map_or(q.to - Duration::days(WINDOW_DAYS), |s| s.max(q.to - Duration::days(WINDOW_DAYS)));
         Ok(q)
     }
 
@@ -124,8 +123,12 @@ fn status(value: &str) -> Result<Option<bool>, Open311Error> {
     Ok(if open == closed { None } else { Some(closed) })
 }
 
-fn number(key: &str, value: &str) -> Result<u64, Open311Error> {
-    value.trim().parse().map_err(|_| Open311Error::new(400, format!("`{key}` is not a whole number")))
+fn number(key: &str, value: &str, max: u64) -> Result<u64, Open311Error> {
+    Some(value)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| Open311Error::new(400, format!("`{key}` is a whole number from 1 to {max}")))
 }
 
 #[cfg(test)]
@@ -157,16 +160,21 @@ mod tests {
         assert_eq!((q.page, q.page_size, q.closed), (1, 1000, None));
         let q = parse(&[("end_date", "2026-10-01T00:00:00+08:00"), ("start_date", "")]).unwrap();
         assert_eq!(q.to - q.from, Duration::days(90));
-        assert_eq!(parse(&[("start_date", "2026-01-01T00:00:00Z")]).unwrap_err().status, 400, "over 90 days");
-        assert_eq!(parse(&[("start_date", "2026-11-28T00:00:00Z"), ("end_date", "2026-11-27T00:00:00Z")]).unwrap_err().status, 400);
+        let q = parse(&[("start_date", "2026-01-01T00:00:00Z")]).unwrap();
+        assert_eq!((q.from, q.to), (now() - Duration::days(90), now()), "never more than 90 days");
+        let q = parse(&[("start_date", "2026-11-28T00:00:00Z"), ("end_date", "2026-11-27T00:00:00Z")]).unwrap();
+        assert!(q.from > q.to, "an empty window, not an error");
+        assert_eq!(parse(&[("end_date", "2026-11-27")]).unwrap_err().status, 400, "a date needs its time and zone");
     }
 
     #[test]
     fn filters_read_as_geo_report_writes_them() {
-        let q = parse(&[("service_code", "livelihood, enforcement"), ("status", "closed"), ("page_size", "5000"), ("page", "3")]).unwrap();
+        let q = parse(&[("service_code", "livelihood, enforcement"), ("status", "closed"), ("page_size", "100"), ("page", "3")]).unwrap();
         assert_eq!(q.categories, [Category::Livelihood, Category::Enforcement]);
         assert_eq!(q.closed, Some(true));
-        assert_eq!((q.page_size, q.filter().skip), (1000, 2000));
+        assert_eq!((q.page_size, q.filter().skip), (100, 200));
+        assert_eq!(parse(&[("page_size", "1001")]).unwrap_err().status, 400, "at most 1000 per answer");
+        assert_eq!(parse(&[("page", "0")]).unwrap_err().status, 400);
         assert_eq!(q.filter().statuses.unwrap(), [Status::Approved, Status::Closed]);
         assert_eq!(parse(&[("status", "open,closed")]).unwrap().closed, None);
         assert_eq!(parse(&[("status", "pending")]).unwrap_err().status, 400);

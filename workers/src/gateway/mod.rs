@@ -120,7 +120,9 @@ fn router(state: Arc<Gateway>) -> Router {
         .route("/app/petitions", post(app_petition))
         .route("/app/petitions/{petition_id}", get(app_view))
         .route("/app/notifications", get(app_notifications))
-        .route("/open311/v2/{file}", get(open311::get_top).post(open311::post_request))
+        .route("/open311/v2/requests.json", get(open311::get_top).post(open311::post_request))
+        .route("/open311/v2/requests.xml", get(open311::get_top).post(open311::post_request))
+        .route("/open311/v2/{file}", get(open311::get_top))
         .route("/open311/v2/{kind}/{file}", get(open311::get_one))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
@@ -397,8 +399,14 @@ async fn openapi() -> Json<serde_json::Value> {
         for (name, schema) in [
             ("AppPetition", include_str!("../../../schemas/intake/app.schema.json")),
             ("HotlineOrder", include_str!("../../../schemas/intake/hotline.schema.json")),
+            ("Open311Discovery", include_str!("../../../schemas/open311/discovery.schema.json")),
+            ("Open311Services", include_str!("../../../schemas/open311/services.schema.json")),
+            ("Open311Requests", include_str!("../../../schemas/open311/requests.schema.json")),
+            ("Open311Errors", include_str!("../../../schemas/open311/errors.schema.json")),
         ] {
-            let mut schema: serde_json::Value = serde_json::from_str(schema).expect("valid JSON Schema");
+            // Without its `$id`, a schema's own `#/$defs/…` would point into this document's root.
+            let schema = schema.replace("\"#/$defs/", &format!("\"#/components/schemas/{name}/$defs/"));
+            let mut schema: serde_json::Value = serde_json::from_str(&schema).expect("valid JSON Schema");
             schema.as_object_mut().expect("an object").retain(|k, _| k != "$schema" && k != "$id");
             doc["components"]["schemas"][name] = schema;
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
@@ -62,6 +62,11 @@ fn file(name: &str) -> Result<(&str, Format)> {
     Format::split(name).ok_or_else(|| fail(Format::Json, Open311Error::not_found(format!("`{name}` (ask for .json or .xml)"))))
 }
 
+/// `/open311/v2/requests.json` → `requests.json` (top-level names need no decoding).
+fn last_segment(uri: &Uri) -> &str {
+    uri.path().rsplit('/').next().unwrap_or_default()
+}
+
 fn params(query: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes()).into_owned().collect()
 }
@@ -71,13 +76,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `GET discovery|services|requests.{fmt}`.
-pub async fn get_top(
-    State(gw): State<Arc<Gateway>>,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Answer> {
-    let (name, format) = file(&name)?;
+pub async fn get_top(State(gw): State<Arc<Gateway>>, uri: Uri, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Answer> {
+    let (name, format) = file(last_segment(&uri))?;
     let params = params(&query);
     geo::check_jurisdiction(param(&params, "jurisdiction_id"), &gw.open311.jurisdiction_id).map_err(|e| fail(format, e))?;
     match name {
@@ -134,16 +134,8 @@ pub async fn get_one(
 }
 
 /// `POST requests.{fmt}`: form-encoded, as GeoReport clients post.
-pub async fn post_request(
-    State(gw): State<Arc<Gateway>>,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Result<Answer> {
-    let (name, format) = file(&name)?;
-    if name != "requests" {
-        return Err(fail(format, Open311Error::not_found(format!("`{name}`"))));
-    }
+pub async fn post_request(State(gw): State<Arc<Gateway>>, uri: Uri, RawQuery(query): RawQuery, body: Body) -> Result<Answer> {
+    let (_, format) = file(last_segment(&uri))?;
     let body = body_of(&gw, CHANNEL, body).await.map_err(|e| from_api(format, e))?;
     let Ok(text) = std::str::from_utf8(&body) else {
         let rejection = Rejection::new(RejectReason::NotUtf8, "the form is not UTF-8");
