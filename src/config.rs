@@ -185,7 +185,11 @@ pub struct LifecycleSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
+    /// One broker URL, or a cluster's nodes separated by commas.
     pub url: String,
+    /// Replicas of each quorum queue at creation (`x-quorum-initial-group-size`); 0: the broker's default.
+    #[serde(default = "default::quorum_group_size")]
+    pub quorum_group_size: u32,
     pub prefetch: u16,
     pub delivery_limit: u32,
     pub reconnect_initial_ms: u64,
@@ -272,6 +276,10 @@ impl Default for RetentionSettings {
 /// Serde defaults of keys added after the first release; `config/default.toml`
 /// holds the same values (a test keeps them equal).
 mod default {
+    /// Three replicas survive one node's loss (and one more being restarted).
+    pub fn quorum_group_size() -> u32 {
+        3
+    }
     pub fn confirm_timeout_ms() -> u64 {
         10_000
     }
@@ -353,9 +361,11 @@ impl Settings {
         }
 
         let amqp = &self.amqp;
-        if !(amqp.url.starts_with("amqp://") || amqp.url.starts_with("amqps://")) {
-            return invalid("amqp.url", "must start with amqp:// or amqps://");
+        let nodes = crate::bus::endpoints(&amqp.url);
+        if nodes.is_empty() || !nodes.iter().all(|u| u.starts_with("amqp://") || u.starts_with("amqps://")) {
+            return invalid("amqp.url", "must be amqp:// or amqps:// URLs, separated by commas for a cluster");
         }
+        within("amqp.quorum_group_size", amqp.quorum_group_size, 0, 99)?;
         within("amqp.prefetch", amqp.prefetch, 1, u16::MAX)?;
         within("amqp.delivery_limit", amqp.delivery_limit, 1, 1_000)?;
         within("amqp.reconnect_max_ms", amqp.reconnect_max_ms, 1, 600_000)?;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use crate::domain::Channel as PetitionChannel;
 
@@ -118,11 +118,20 @@ pub struct Topology {
     namespace: String,
     delivery_limit: u32,
     limits: OperatorQueueLimits,
+    /// `x-quorum-initial-group-size`; `None` leaves it to the broker.
+    replicas: Option<u32>,
 }
 
 impl Topology {
     pub fn new(namespace: &str, delivery_limit: u32) -> Self {
-        Topology { namespace: namespace.to_owned(), delivery_limit, limits: OperatorQueueLimits::default() }
+        Topology { namespace: namespace.to_owned(), delivery_limit, limits: OperatorQueueLimits::default(), replicas: None }
+    }
+
+    /// Each quorum queue starts with this many replicas (fewer while the
+    /// cluster has fewer nodes: the broker caps it). Only read when a queue
+    /// is created; changing it later leaves existing queues as they are.
+    pub fn with_replicas(self, replicas: Option<u32>) -> Self {
+        Topology { replicas, ..self }
     }
 
     pub fn with_limits(self, limits: OperatorQueueLimits) -> Self {
@@ -150,7 +159,9 @@ impl Topology {
         self.exchange(Exchange::Unrouted)
     }
 
-    pub async fn declare(&self, ch: &Channel) -> anyhow::Result<()> {
+    pub async fn declare(&self, conn: &Connection) -> anyhow::Result<()> {
+        let mut channel = conn.create_channel().await.context("opening a channel to declare the topology")?;
+        let ch = &mut channel;
         self.declare_exchange(ch, Exchange::Unrouted, ExchangeKind::Fanout, FieldTable::default()).await?;
         for x in Exchange::TOPIC {
             let mut args = FieldTable::default();
@@ -161,14 +172,14 @@ impl Topology {
         }
         // The operators' queues hold what needs a human: no delivery limit,
         // but bounded in length and age.
-        self.declare_queue(ch, &self.dead_queue(), self.operator_args(self.limits.dead_max_length)).await?;
+        self.declare_queue(conn, ch, &self.dead_queue(), self.operator_args(self.limits.dead_max_length)).await?;
         self.bind(ch, &self.dead_queue(), Exchange::Dead, "#").await?;
-        self.declare_queue(ch, &self.unrouted_queue(), self.operator_args(self.limits.unrouted_max_length)).await?;
+        self.declare_queue(conn, ch, &self.unrouted_queue(), self.operator_args(self.limits.unrouted_max_length)).await?;
         self.bind(ch, &self.unrouted_queue(), Exchange::Unrouted, "").await?;
 
         for q in WorkQueue::ALL {
             let name = self.queue(q);
-            self.declare_queue(ch, &name, self.quorum_args(true)).await?;
+            self.declare_queue(conn, ch, &name, self.quorum_args(true)).await?;
             for (x, key) in q.bindings() {
                 self.bind(ch, &name, *x, key).await?;
             }
@@ -180,9 +191,10 @@ impl Topology {
             // processes stand by (`docs/contract.md` §3).
             let mut args = self.quorum_args(true);
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-            self.declare_queue(ch, &name, args).await?;
+            self.declare_queue(conn, ch, &name, args).await?;
             self.bind(ch, &name, Exchange::Outbound, c.as_str()).await?;
         }
+        let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
 
@@ -212,6 +224,9 @@ impl Topology {
     fn quorum_args(&self, work: bool) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
+        if let Some(n) = self.replicas {
+            args.insert(REPLICAS.into(), AMQPValue::LongInt(i32::try_from(n).unwrap_or(i32::MAX)));
+        }
         if work {
             args.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
             args.insert("x-dead-letter-exchange".into(), long_string(&self.exchange(Exchange::Dead)));
@@ -238,9 +253,22 @@ impl Topology {
         ch.exchange_declare(ShortString::from(name.as_str()), kind, opts, args).await.with_context(|| format!("declaring exchange {name}"))
     }
 
-    async fn declare_queue(&self, ch: &Channel, name: &str, args: FieldTable) -> anyhow::Result<()> {
+    async fn declare_queue(&self, conn: &Connection, ch: &mut Channel, name: &str, args: FieldTable) -> anyhow::Result<()> {
         let opts = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(ShortString::from(name), opts, args).await.with_context(|| format!("declaring queue {name}"))?;
+        let Err(e) = ch.queue_declare(ShortString::from(name), opts, args.clone()).await else { return Ok(()) };
+        // The replica count only applies when a queue is created: an existing
+        // queue keeps its own (made before the setting, or with another value),
+        // and every other argument is still checked against it.
+        let Some(current) = existing_replicas(&e.to_string()) else {
+            return Err(e).with_context(|| format!("declaring queue {name}"));
+        };
+        *ch = conn.create_channel().await.context("reopening the channel after a refused declaration")?;
+        let mut kept: std::collections::BTreeMap<ShortString, AMQPValue> =
+            args.inner().iter().filter(|(k, _)| k.as_str() != REPLICAS).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(n) = current {
+            kept.insert(REPLICAS.into(), AMQPValue::LongInt(n));
+        }
+        ch.queue_declare(ShortString::from(name), opts, kept.into()).await.with_context(|| format!("declaring queue {name}"))?;
         Ok(())
     }
 
@@ -257,6 +285,43 @@ impl Topology {
     }
 }
 
+const REPLICAS: &str = "x-quorum-initial-group-size";
+
+/// The replica count of an existing queue, read from the broker's refusal
+/// of a declaration with another one: `Some(None)` if it has none, `None`
+/// if the refusal is about something else.
+fn existing_replicas(refusal: &str) -> Option<Option<i32>> {
+    let (_, rest) = refusal.split_once(&format!("inequivalent arg '{REPLICAS}'"))?;
+    let (_, current) = rest.split_once("but current is ")?;
+    if current.starts_with("none") {
+        return Some(None);
+    }
+    // "the value '5' of type 'signedint'" when the types differ, "'5'" when they agree.
+    let value = current.strip_prefix("the value ").unwrap_or(current).strip_prefix('\'')?.split('\'').next()?;
+    Some(Some(value.parse().ok()?))
+}
+
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::existing_replicas;
+
+    #[test]
+    fn the_existing_replica_count_is_read_from_the_refusal() {
+        let none = "PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' for queue 'ns.dead' in vhost '/': \
+                    received the value '3' of type 'signedint' but current is none";
+        assert_eq!(existing_replicas(none), Some(None));
+        let five = "PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' for queue 'ns.route' in vhost '/': \
+                    received the value '3' of type 'signedint' but current is the value '5' of type 'signedint'";
+        assert_eq!(existing_replicas(five), Some(Some(5)));
+        let same_type = "PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' for queue 'ns.dead' in vhost '/': \
+                         received '3' but current is '5'";
+        assert_eq!(existing_replicas(same_type), Some(Some(5)));
+        let other = "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'ns.route' in vhost '/': \
+                     received the value '5' of type 'signedint' but current is the value '20' of type 'signedint'";
+        assert_eq!(existing_replicas(other), None, "any other difference is still an error");
+    }
 }

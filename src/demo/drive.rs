@@ -75,10 +75,14 @@ impl Sender {
 }
 
 /// `amqp://user:pass@host…` with another login.
-fn with_login(url: &str, user: &str, password: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    Some(format!("{scheme}://{user}:{password}@{host}"))
+fn with_login(urls: &str, user: &str, password: &str) -> Option<String> {
+    let with = |url: &str| {
+        let (scheme, rest) = url.split_once("://")?;
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        Some(format!("{scheme}://{user}:{password}@{host}"))
+    };
+    let nodes: Option<Vec<String>> = crate::bus::endpoints(urls).into_iter().map(with).collect();
+    Some(nodes?.join(","))
 }
 
 #[cfg(test)]
@@ -90,5 +94,6 @@ mod tests {
             "amqp://tuandao-app:pw@127.0.0.1:5672/%2f"
         );
         assert_eq!(super::with_login("amqps://mq.example:5671/v", "u", "p").unwrap(), "amqps://u:p@mq.example:5671/v");
+        assert_eq!(super::with_login("amqp://a:1/v,amqp://g:g@b:2/v", "u", "p").unwrap(), "amqp://u:p@a:1/v,amqp://u:p@b:2/v");
     }
 }

@@ -13,6 +13,33 @@ async fn declaring_twice_is_harmless() {
     teardown(&settings, &[]).await;
 }
 
+/// A deployment that predates `amqp.quorum_group_size` (queues declared
+/// without a replica count) starts with it: the count is read at creation
+/// only, so declaring again is not a conflicting redeclaration.
+#[tokio::test]
+async fn the_replica_count_does_not_conflict_with_queues_declared_without_it() {
+    let mut settings = test_settings().await;
+    settings.amqp.quorum_group_size = 0;
+    declare_topology(&settings).await.unwrap();
+    settings.amqp.quorum_group_size = 3;
+    declare_topology(&settings).await.unwrap();
+    settings.amqp.quorum_group_size = 5;
+    declare_topology(&settings).await.unwrap();
+    teardown(&settings, &[]).await;
+
+    // Created with a count, started later with another.
+    let mut settings = test_settings().await;
+    settings.amqp.quorum_group_size = 5;
+    declare_topology(&settings).await.unwrap();
+    settings.amqp.quorum_group_size = 3;
+    declare_topology(&settings).await.unwrap();
+    // Any other difference is still refused.
+    settings.amqp.delivery_limit += 1;
+    let refused = declare_topology(&settings).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("x-delivery-limit"), "{refused:#}");
+    teardown(&settings, &[]).await;
+}
+
 #[tokio::test]
 async fn a_message_that_keeps_failing_is_dead_lettered_after_the_delivery_limit() {
     let mut settings = test_settings().await;

@@ -224,9 +224,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
     let publishing = bus::connect(&settings.amqp.url, &format!("{name}-publish")).await?;
     let consuming = bus::connect(&settings.amqp.url, &format!("{name}-consume")).await?;
     let topology = topology(settings);
-    let setup = publishing.create_channel().await?;
-    topology.declare(&setup).await?;
-    let _ = setup.close(200, "declared".into()).await;
+    topology.declare(&publishing).await?;
     let publisher = Publisher::open(&publishing, topology.clone())
         .await?
         .for_role(role.as_str())

@@ -54,7 +54,9 @@ pub async fn apply(settings: &Settings, file: &Path, rabbitmqctl: &str) -> anyho
     let store = Store::open(&settings.mongodb).await?;
     let principals = read(&store, file).await?;
     let ctl = Rabbitmqctl::new(rabbitmqctl)?;
-    let vhost = settings.amqp.url.parse::<lapin::uri::AMQPUri>().map_err(anyhow::Error::msg).context("amqp.url")?.vhost;
+    // Every node of a cluster serves the same vhost; users are cluster-wide.
+    let first = nuannan::bus::endpoints(&settings.amqp.url).first().copied().unwrap_or_default();
+    let vhost = first.parse::<lapin::uri::AMQPUri>().map_err(anyhow::Error::msg).context("amqp.url")?.vhost;
     let current: Definitions =
         serde_json::from_slice(&ctl.run(&["export_definitions", "-"], None).await?).context("reading rabbitmqctl export_definitions")?;
     let mut passwords = BTreeMap::new();
