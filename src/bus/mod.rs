@@ -71,12 +71,13 @@ pub fn record_petition(id: &impl std::fmt::Display) {
 
 /// The topology of the configured namespace.
 pub fn topology(settings: &Settings) -> Topology {
-    Topology::new(&settings.namespace, settings.amqp.delivery_limit).with_limits(OperatorQueueLimits {
-        dead_max_length: settings.amqp.dead_max_length,
-        unrouted_max_length: settings.amqp.unrouted_max_length,
-        ttl: std::time::Duration::from_secs(u64::from(settings.retention.days) * 86_400),
-    })
-    .with_replicas(Some(settings.amqp.quorum_group_size).filter(|n| *n > 0))
+    Topology::new(&settings.namespace, settings.amqp.delivery_limit)
+        .with_limits(OperatorQueueLimits {
+            dead_max_length: settings.amqp.dead_max_length,
+            unrouted_max_length: settings.amqp.unrouted_max_length,
+            ttl: std::time::Duration::from_secs(u64::from(settings.retention.days) * 86_400),
+        })
+        .with_replicas(Some(settings.amqp.quorum_group_size).filter(|n| *n > 0))
 }
 
 /// Declares the broker topology once (`nuannan topology`); every role also

@@ -29,7 +29,7 @@ use tokio::process::{Child, Command};
 const PETITIONS: usize = 1000;
 /// Of which this many were received 5 hours ago: their response window is
 /// breached the moment they are routed, so each must escalate exactly once.
-const LATE_EVERY: usize = 10;
+pub(crate) const LATE_EVERY: usize = 10;
 const POISON: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +99,28 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     }
     eprintln!("published {PETITIONS} petitions and {POISON} poison messages in {:?}", started.elapsed());
 
+    eprintln!("faults injected: {}", faults.join("; "));
+    settle_and_tally(&app, &audit, &mut workers, &late, PETITIONS, POISON).await;
+
+    app.cleanup().await;
+    store.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for quiescence with the workers still running (every petition
+/// stored, routed and announced, every late one escalated, every poison
+/// message dead-lettered: poison needs delivery_limit + 1 attempts, so it
+/// must be waited for while its consumers exist), stops the workers, then
+/// counts what was sent, stored, lost and duplicated, prints the tally and
+/// asserts that nothing was lost or duplicated.
+pub(crate) async fn settle_and_tally(
+    app: &TestApp,
+    audit: &Audit,
+    workers: &mut Workers,
+    late: &HashSet<String>,
+    sent_count: usize,
+    poison: usize,
+) {
     // Quiescence, with the workers still running: every petition stored,
     // routed and announced, every late one escalated, and every poison
     // message dead-lettered. Poison needs delivery_limit + 1 attempts, so it
@@ -111,9 +133,9 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     loop {
         let done = petitions.count_documents(doc! { "status": { "$ne": "received" }, "outbox": { "$size": 0 } }).await.unwrap_or(0);
         let escalated = petitions.count_documents(doc! { "breaches.0": { "$exists": true }, "outbox": { "$size": 0 } }).await.unwrap_or(0);
-        if done as usize >= PETITIONS && escalated as usize >= late.len() {
+        if done as usize >= sent_count && escalated as usize >= late.len() {
             dead.extend(audit.drain_queue(&app.settings, &dead_queue).await);
-            if dead.iter().filter(|m| m.message_id.starts_with("poison-")).count() >= POISON {
+            if dead.iter().filter(|m| m.message_id.starts_with("poison-")).count() >= poison {
                 break;
             }
         }
@@ -134,7 +156,7 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     };
     let keys: Vec<String> = stored.iter().map(|p| p.get_document("source").unwrap().get_str("message_id").unwrap().to_owned()).collect();
     let distinct_keys: HashSet<&String> = keys.iter().collect();
-    let sent: HashSet<String> = (0..PETITIONS).map(|i| message(i).0).collect();
+    let sent: HashSet<String> = (0..sent_count).map(|i| message(i).0).collect();
     let lost = sent.iter().filter(|k| !distinct_keys.contains(k)).count();
     let petition_dups = keys.len() - distinct_keys.len();
     let by_key: HashMap<String, String> = stored
@@ -175,10 +197,9 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     let dead_poison = dead.iter().filter(|m| m.message_id.starts_with("poison-")).count();
     let dead_healthy = dead.len() - dead_poison;
 
-    eprintln!("faults injected: {}", faults.join("; "));
     let pair = |a: usize, b: usize| format!("{a} / {b}");
     let table = [
-        ("sent (petitions)", PETITIONS.to_string()),
+        ("sent (petitions)", sent_count.to_string()),
         ("stored", distinct_keys.len().to_string()),
         ("lost", lost.to_string()),
         ("duplicated petitions", petition_dups.to_string()),
@@ -187,7 +208,7 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
         ("escalations expected", late_ids.len().to_string()),
         ("escalations lost / duplicated", pair(esc_lost, esc_dup)),
         ("same id published again (consumers dedupe)", republished.to_string()),
-        ("poison sent / dead-lettered", pair(POISON, dead_poison)),
+        ("poison sent / dead-lettered", pair(poison, dead_poison)),
         ("healthy messages dead-lettered", dead_healthy.to_string()),
     ];
     eprintln!("| measure | count |\n|---|---|");
@@ -199,16 +220,12 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
     assert_eq!((assign_lost, assign_dup), (0, 0), "assignments lost / duplicated");
     assert_eq!((receipt_lost, receipt_dup), (0, 0), "receipts lost / duplicated");
     assert_eq!((esc_lost, esc_dup), (0, 0), "escalations lost / duplicated");
-    assert_eq!(dead_poison, POISON, "every poison message dead-lettered");
+    assert_eq!(dead_poison, poison, "every poison message dead-lettered");
     assert_eq!(dead_healthy, 0, "no healthy message dead-lettered: {:?}", dead.iter().map(|m| &m.message_id).collect::<Vec<_>>());
-
-    app.cleanup().await;
-    store.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The i-th intake message: its dedup key and body, channels mixed.
-fn message(i: usize) -> (String, String) {
+pub(crate) fn message(i: usize) -> (String, String) {
     let content = ["团岛二路路灯不亮", "楼道堆放杂物", "噪音扰民", "下水道堵塞"][i % 4];
     match channel_of(i) {
         "wechat" => {
@@ -235,13 +252,13 @@ fn message(i: usize) -> (String, String) {
     }
 }
 
-fn channel_of(i: usize) -> &'static str {
+pub(crate) fn channel_of(i: usize) -> &'static str {
     ["wechat", "app", "hotline"][i % 3]
 }
 
 // ---- the servers -----------------------------------------------------------
 
-fn which(bin: &str) -> Option<PathBuf> {
+pub(crate) fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
 }
 
@@ -262,15 +279,15 @@ async fn restart_broker() -> String {
 
 // ---- the workers -----------------------------------------------------------
 
-struct Workers {
-    settings: Settings,
-    logs: PathBuf,
-    running: HashMap<&'static str, Vec<Child>>,
-    spawned: usize,
+pub(crate) struct Workers {
+    pub(crate) settings: Settings,
+    pub(crate) logs: PathBuf,
+    pub(crate) running: HashMap<&'static str, Vec<Child>>,
+    pub(crate) spawned: usize,
 }
 
 impl Workers {
-    fn start(&mut self, role: &'static str) {
+    pub(crate) fn start(&mut self, role: &'static str) {
         self.spawned += 1;
         let log = std::fs::File::create(self.logs.join(format!("{role}-{}.log", self.spawned))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_nuannan"))
@@ -288,7 +305,7 @@ impl Workers {
         self.running.entry(role).or_default().push(child);
     }
 
-    async fn kill_9_and_restart(&mut self, role: &'static str) -> String {
+    pub(crate) async fn kill_9_and_restart(&mut self, role: &'static str) -> String {
         let mut child = self.running.get_mut(role).and_then(|v| (!v.is_empty()).then(|| v.remove(0))).expect("a running worker");
         child.start_kill().unwrap();
         child.wait().await.unwrap();
@@ -296,7 +313,7 @@ impl Workers {
         format!("kill -9 {role}")
     }
 
-    async fn stop_all(&mut self) {
+    pub(crate) async fn stop_all(&mut self) {
         for (_, children) in self.running.drain() {
             for mut c in children {
                 let _ = c.start_kill();
@@ -310,13 +327,13 @@ impl Workers {
 
 /// Publishes like a channel adapter should: with confirms, and on any
 /// failure reconnects and sends the same message again (same message id).
-struct ResilientPublisher {
+pub(crate) struct ResilientPublisher {
     channel: Option<lapin::Channel>,
     conn: Option<lapin::Connection>,
 }
 
 impl ResilientPublisher {
-    async fn connect(settings: &Settings) -> Self {
+    pub(crate) async fn connect(settings: &Settings) -> Self {
         let mut p = ResilientPublisher { channel: None, conn: None };
         p.reopen(settings).await;
         p
@@ -336,7 +353,7 @@ impl ResilientPublisher {
         }
     }
 
-    async fn publish(&mut self, settings: &Settings, exchange: &str, key: &str, id: &str, body: Vec<u8>) {
+    pub(crate) async fn publish(&mut self, settings: &Settings, exchange: &str, key: &str, id: &str, body: Vec<u8>) {
         let exchange = format!("{}.{exchange}", settings.namespace);
         let content_type = if key == "wechat" { "application/xml" } else { "application/json" };
         loop {
@@ -351,8 +368,9 @@ impl ResilientPublisher {
                     props,
                 )
                 .await;
+            // A queue without its quorum holds the confirm; past a while, send again.
             if let Ok(confirm) = sent
-                && let Ok(Confirmation::Ack(None)) = confirm.await
+                && let Ok(Ok(Confirmation::Ack(None))) = tokio::time::timeout(Duration::from_secs(15), confirm).await
             {
                 return;
             }
@@ -361,14 +379,14 @@ impl ResilientPublisher {
     }
 }
 
-struct Seen {
+pub(crate) struct Seen {
     message_id: String,
     body: serde_json::Value,
 }
 
 /// Durable quorum queues bound to the exchanges whose messages are effects:
 /// unlike a test tap they survive the broker restart.
-struct Audit;
+pub(crate) struct Audit;
 
 impl Audit {
     const EXCHANGES: [&str; 3] = ["dispatch", "escalations", "outbound"];
@@ -377,7 +395,7 @@ impl Audit {
         format!("{}.audit.{exchange}", settings.namespace)
     }
 
-    async fn declare(app: &mut TestApp) -> Audit {
+    pub(crate) async fn declare(app: &mut TestApp) -> Audit {
         let ch = app.conn.create_channel().await.unwrap();
         for x in Self::EXCHANGES {
             let mut args = FieldTable::default();

@@ -4,11 +4,13 @@
 //! `faults` restarts the broker and the store and raises a memory alarm, so
 //! its tests are ignored here and run on their own, one at a time:
 //! `cargo test --test it -- --ignored --test-threads 1 faults::`.
+//! `cluster` needs a three-node cluster: `./scripts/cluster-test` runs it.
 
 mod common;
 
 mod classifier_eval;
 mod cli;
+mod cluster;
 mod correctness;
 mod crash;
 mod deadline;
