@@ -73,6 +73,14 @@ impl Store {
     async fn connect_with(uri: &str, database: &str, write_concern: WriteConcern) -> anyhow::Result<Self> {
         let mut options = mongodb::options::ClientOptions::parse(uri).await.context("parsing mongodb.uri")?;
         options.write_concern = Some(write_concern);
+        // On a replica set: a write interrupted by a primary election is
+        // retried once on the new primary (the driver's default, stated
+        // here because exactly-once effects rely on it), and every read goes
+        // to the primary, so a worker sees the write it just made. A URI
+        // that asks otherwise (`retryWrites=false`, `readPreference=…`) is overruled.
+        options.retry_writes = Some(true);
+        options.retry_reads = Some(true);
+        options.selection_criteria = Some(mongodb::options::SelectionCriteria::ReadPreference(mongodb::options::ReadPreference::Primary));
         // Fail fast while the store is down, so workers pause and resume
         // promptly (the driver's default waits 30 s per operation).
         if options.server_selection_timeout.is_none() {
