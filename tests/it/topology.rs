@@ -18,26 +18,29 @@ async fn declaring_twice_is_harmless() {
 /// only, so declaring again is not a conflicting redeclaration.
 #[tokio::test]
 async fn the_replica_count_does_not_conflict_with_queues_declared_without_it() {
+    // TestApp removes its namespace when dropped, even if an assertion fails.
     let mut settings = test_settings().await;
     settings.amqp.quorum_group_size = 0;
-    declare_topology(&settings).await.unwrap();
-    settings.amqp.quorum_group_size = 3;
-    declare_topology(&settings).await.unwrap();
-    settings.amqp.quorum_group_size = 5;
-    declare_topology(&settings).await.unwrap();
-    teardown(&settings, &[]).await;
+    let app = TestApp::with_settings(settings).await;
+    let mut settings = app.settings.clone();
+    for n in [3, 5] {
+        settings.amqp.quorum_group_size = n;
+        declare_topology(&settings).await.unwrap();
+    }
+    app.cleanup().await;
 
     // Created with a count, started later with another.
     let mut settings = test_settings().await;
     settings.amqp.quorum_group_size = 5;
-    declare_topology(&settings).await.unwrap();
+    let app = TestApp::with_settings(settings).await;
+    let mut settings = app.settings.clone();
     settings.amqp.quorum_group_size = 3;
     declare_topology(&settings).await.unwrap();
     // Any other difference is still refused.
     settings.amqp.delivery_limit += 1;
     let refused = declare_topology(&settings).await.unwrap_err();
     assert!(format!("{refused:#}").contains("x-delivery-limit"), "{refused:#}");
-    teardown(&settings, &[]).await;
+    app.cleanup().await;
 }
 
 #[tokio::test]
