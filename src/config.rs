@@ -43,6 +43,10 @@ pub struct Settings {
     pub deliver: DeliverSettings,
     #[serde(default)]
     pub open311: Open311Settings,
+    #[serde(default)]
+    pub console: ConsoleSettings,
+    #[serde(default)]
+    pub hotspot: HotspotSettings,
 }
 
 /// The HTTP edge (`docs/contract.md` §12).
@@ -59,6 +63,44 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings { http_addr: String::new(), publish_timeout_ms: 3000, rate_limit_per_s: 50 }
+    }
+}
+
+/// The supervisors' console (`docs/contract.md` §15).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Empty: no console in `nuannan run`.
+    pub http_addr: String,
+    /// Signs session tokens and CSRF tokens; empty: a random key per process
+    /// (sessions end when it restarts, and replicas do not share them).
+    pub session_secret: String,
+    /// How long a login lasts.
+    pub session_hours: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { http_addr: String::new(), session_secret: String::new(), session_hours: 12 }
+    }
+}
+
+/// Hot spots (未诉先办): petitions of one category clustering in one grid
+/// or within `radius_m`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotspotSettings {
+    /// Petitions that make a cluster.
+    pub min_count: u32,
+    pub window_days: u32,
+    pub radius_m: f64,
+    /// How often the deadline role looks for new clusters; 0 turns detection off.
+    pub scan_interval_ms: u64,
+}
+
+impl Default for HotspotSettings {
+    fn default() -> Self {
+        HotspotSettings { min_count: 3, window_days: 7, radius_m: 300.0, scan_interval_ms: 10_000 }
     }
 }
 
@@ -426,6 +468,11 @@ impl Settings {
         }
         within("gateway.publish_timeout_ms", self.gateway.publish_timeout_ms, 1, 60_000)?;
         within("gateway.rate_limit_per_s", self.gateway.rate_limit_per_s, 0, 1_000_000)?;
+        within("console.session_hours", self.console.session_hours, 1, 720)?;
+        within("hotspot.min_count", self.hotspot.min_count, 2, 1000)?;
+        within("hotspot.window_days", self.hotspot.window_days, 1, 90)?;
+        within("hotspot.radius_m", self.hotspot.radius_m, 1.0, 10_000.0)?;
+        within("hotspot.scan_interval_ms", self.hotspot.scan_interval_ms, 0, 3_600_000)?;
         if !self.wechat.encoding_aes_key.is_empty()
             && crate::gateway::wechat::MessageCrypto::new(&self.wechat.encoding_aes_key, "").is_err()
         {

@@ -83,6 +83,9 @@ pub async fn test_settings() -> Settings {
     settings.mongodb.uri = servers.mongodb_uri.clone();
     settings.ops.http_addr = String::new();
     settings.gateway.http_addr = String::new();
+    settings.console.http_addr = String::new();
+    // Hot spots are looked for by the tests that expect them.
+    settings.hotspot.scan_interval_ms = 0;
     // Tests run from workers/; the bundled calendar is at the top level.
     settings.calendar.dir = format!("{ROOT}/data/calendar").into();
     settings
@@ -97,6 +100,8 @@ pub fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
         ("NUANNAN__MONGODB__DATABASE", settings.mongodb.database.clone()),
         ("NUANNAN__OPS__HTTP_ADDR", settings.ops.http_addr.clone()),
         ("NUANNAN__GATEWAY__HTTP_ADDR", settings.gateway.http_addr.clone()),
+        ("NUANNAN__CONSOLE__HTTP_ADDR", settings.console.http_addr.clone()),
+        ("NUANNAN__HOTSPOT__SCAN_INTERVAL_MS", settings.hotspot.scan_interval_ms.to_string()),
         ("NUANNAN__CALENDAR__DIR", settings.calendar.dir.display().to_string()),
     ]
 }
