@@ -80,6 +80,30 @@ debian_tools() {
   fi
 }
 
+# The console's real-browser test (tests/browser/console_flow.py): Debian's
+# chromium (and chromedriver), CJK fonts so the Chinese UI's screenshots are
+# legible, and the pinned playwright package in .venv. No `playwright install`:
+# the script launches /usr/bin/chromium (or $NUANNAN_CHROMIUM).
+PLAYWRIGHT_VERSION="1.65.2"
+
+browser_tools() {
+  if ! command -v chromium >/dev/null 2>&1 || [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      log "installing chromium and CJK fonts (Debian)"
+      local pkgs="chromium chromium-driver fonts-noto-cjk"
+      apt-get install -y -q $pkgs >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $pkgs >/dev/null; }
+    else
+      echo "chromium or CJK fonts missing: apt-get install chromium chromium-driver fonts-noto-cjk" >&2
+      return 1
+    fi
+  fi
+  [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
+  if ! "$ROOT/.venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
+    log "installing playwright ${PLAYWRIGHT_VERSION} into .venv (drives Debian's chromium)"
+    "$ROOT/.venv/bin/pip" install -q "playwright==${PLAYWRIGHT_VERSION}"
+  fi
+}
+
 services_up() {
   if [ -n "${NUANNAN_TEST_AMQP_URL:-}" ] && [ -n "${NUANNAN_TEST_MONGODB_URI:-}" ]; then
     export NUANNAN_AMQP_URL="$NUANNAN_TEST_AMQP_URL" NUANNAN_MONGODB_URI="$NUANNAN_TEST_MONGODB_URI"
