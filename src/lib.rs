@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod demo;
 pub mod domain;

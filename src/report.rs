@@ -29,6 +29,21 @@ pub enum Format {
     Json,
 }
 
+/// A day (its start, or with `end` the start of the next day, in
+/// Asia/Shanghai) or an RFC 3339 instant: the bounds of a report's period.
+pub fn instant(s: &str, end: bool) -> Result<chrono::DateTime<chrono::Utc>, BadInstant> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let day = if end { day.succ_opt().ok_or(BadInstant)? } else { day };
+        let local = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        return local.and_local_timezone(chrono_tz::Asia::Shanghai).single().map(|t| t.with_timezone(&chrono::Utc)).ok_or(BadInstant);
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(s).map_err(|_| BadInstant)?.with_timezone(&chrono::Utc))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected YYYY-MM-DD or an RFC 3339 instant")]
+pub struct BadInstant;
+
 /// What the store counts per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Counts {

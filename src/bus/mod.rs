@@ -3,10 +3,12 @@
 
 mod consumer;
 mod publisher;
+mod request;
 mod topology;
 
 pub use consumer::{Consume, ConsumeError, Failure, Handler, Outcome, Settle, consume, settlement};
 pub use publisher::{Outgoing, PublishError, Publisher};
+pub use request::CommandSender;
 pub use topology::{Exchange, OperatorQueueLimits, Topology, WorkQueue};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,25 +3,16 @@
 //! own user (`docker/principals.toml`, passwords from `NUANNAN_PASSWORD_<USER>`
 //! as `./scripts/demo` sets them), so the result goes back to the citizen.
 
-use std::time::Duration;
-
 use anyhow::Context;
-use futures::StreamExt;
-use lapin::BasicProperties;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::bus::CommandSender;
 use crate::config::Settings;
 use crate::identity::password_var;
 
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
-
 /// A program that sends commands as one broker user.
 pub struct Sender {
-    conn: lapin::Connection,
-    channel: lapin::Channel,
-    replies: lapin::Consumer,
-    exchange: String,
+    commands: CommandSender,
     user: String,
 }
 
@@ -29,48 +20,20 @@ impl Sender {
     pub async fn login(settings: &Settings, user: &str) -> anyhow::Result<Sender> {
         let password = std::env::var(password_var(user)).with_context(|| format!("{}: {user}'s broker password", password_var(user)))?;
         let url = with_login(&settings.amqp.url, user, &password).context("amqp.url")?;
-        let conn = crate::bus::connect(&url, &format!("nuannan-demo-{user}")).await.with_context(|| format!("logging in as {user}"))?;
-        let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        // Direct reply-to: consume (no-ack) before publishing, on the same channel.
-        let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
-        let replies = channel.basic_consume(DIRECT_REPLY_TO.into(), "replies".into(), no_ack, Default::default()).await?;
-        Ok(Sender { conn, channel, replies, exchange: format!("{}.commands", settings.namespace), user: user.to_owned() })
+        let commands = CommandSender::open(&url, &format!("nuannan-demo-{user}"), &settings.namespace)
+            .await
+            .with_context(|| format!("logging in as {user}"))?;
+        Ok(Sender { commands, user: user.to_owned() })
     }
 
     /// Sends `petition.<command>` and waits for the lifecycle's reply.
     pub async fn send(&mut self, command: &str, petition_id: &str, actor: Value, data: Value) -> anyhow::Result<Value> {
-        let correlation = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "command_id": format!("demo-{correlation}"), "petition_id": petition_id, "actor": actor,
-            "at": chrono::Utc::now().to_rfc3339(), "data": data,
-        });
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_user_id(self.user.as_str().into())
-            .with_reply_to(DIRECT_REPLY_TO.into())
-            .with_correlation_id(correlation.as_str().into());
-        let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
-        let key = format!("petition.{command}");
-        self.channel
-            .basic_publish(self.exchange.as_str().into(), key.as_str().into(), mandatory, &serde_json::to_vec(&body)?, props)
-            .await?
-            .await?;
-        let reply = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Some(delivery) = self.replies.next().await {
-                let delivery = delivery?;
-                if delivery.properties.correlation_id().as_ref().is_some_and(|c| c.as_str() == correlation) {
-                    return Ok(serde_json::from_slice(&delivery.data)?);
-                }
-            }
-            anyhow::bail!("the reply consumer ended")
-        });
-        reply.await.with_context(|| format!("no reply to {key} within 15 s"))?
+        let command_id = format!("demo-{}", uuid::Uuid::new_v4());
+        self.commands.send(&self.user, &command_id, command, petition_id, actor, data).await
     }
 
     pub async fn close(self) {
-        let _ = self.conn.close(200, "demo done".into()).await;
+        self.commands.close().await;
     }
 }
 

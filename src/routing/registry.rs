@@ -193,6 +193,18 @@ impl Registry {
         self.units.values()
     }
 
+    /// The units one level below `path`, ordered by path.
+    pub fn children(&self, path: &UnitPath) -> Vec<&Unit> {
+        let mut children: Vec<&Unit> = self.units.values().filter(|u| u.path.parent().as_ref() == Some(path)).collect();
+        children.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        children
+    }
+
+    /// Every grid: its path, whether it is special, and its polygon ring (`[lng, lat]`).
+    pub fn grid_shapes(&self) -> impl Iterator<Item = (&UnitPath, bool, &[[f64; 2]])> {
+        self.grids.iter().map(|g| (&g.path, g.special, g.ring.as_slice()))
+    }
+
     /// The grid containing the point; a special grid (a building, a campus)
     /// wins over the basic grid around it.
     pub fn grid_at(&self, lng: f64, lat: f64) -> Option<&UnitPath> {

@@ -5,8 +5,8 @@ use mongodb::bson::{self, Bson, DateTime, Document, doc};
 
 use super::fields as f;
 use super::{PETITIONS, Result, Store};
-use crate::domain::{Closure, Rating, Status};
-use crate::report::{Counts, GroupBy};
+use crate::domain::{Closure, Level, Rating, Status, UnitPath};
+use crate::report::{Counts, DeliveryCounts, GroupBy, Row};
 
 /// 1 when `expr` holds, else 0: summed per group.
 fn count_if(expr: Document) -> Document {
@@ -18,13 +18,45 @@ fn eq(field: &str, value: impl Into<Bson>) -> Document {
 }
 
 impl Store {
+    /// The rows of `nuannan report` (and of the console's rates): the counts,
+    /// their rates, and the feedback delivered where it is known.
+    /// With `within`, only petitions placed in that unit's area (a street or
+    /// community supervisor's own); the feedback delivered is then unknown.
+    pub async fn report_rows(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        by: Option<GroupBy>,
+        within: Option<&UnitPath>,
+    ) -> Result<Vec<Row>> {
+        let rows: Vec<Row> = self.report(from.into(), to.into(), by, within).await?.into_iter().map(Into::into).collect();
+        if within.is_some() {
+            return Ok(rows);
+        }
+        let channels: Vec<(String, DeliveryCounts)> =
+            self.delivery_counts(from.into(), to.into()).await?.into_iter().map(|(c, d)| (c.as_str().to_owned(), d)).collect();
+        Ok(crate::report::with_deliveries(rows, by, &channels))
+    }
+
     /// Petitions received in `[from, to)`, grouped by `by` (one total row without).
-    pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>) -> Result<Vec<Counts>> {
+    pub async fn report(&self, from: DateTime, to: DateTime, by: Option<GroupBy>, within: Option<&UnitPath>) -> Result<Vec<Counts>> {
+        let mut matching = doc! { "received_at": { "$gte": from, "$lt": to } };
+        if let Some(unit) = within {
+            let field = match unit.level() {
+                Level::District => None,
+                Level::Street => Some("area.street"),
+                Level::Community => Some("area.community"),
+                Level::Grid => Some("grid"),
+            };
+            if let Some(field) = field {
+                matching.insert(field, unit.as_str());
+            }
+        }
         let key = by.map_or(Bson::Null, |b| Bson::String(b.field().to_owned()));
         let field = |path: &str| format!("${path}");
         let rated = eq(&field(f::CLOSURE), bson::to_bson(&Closure::Rated)?);
         let pipeline = vec![
-            doc! { "$match": { "received_at": { "$gte": from, "$lt": to } } },
+            doc! { "$match": matching },
             doc! { "$group": {
                 "_id": key,
                 "received": { "$sum": 1 },

@@ -33,6 +33,9 @@ pub enum Command {
     },
     /// Declare the broker topology and exit.
     Topology,
+    /// The supervisors' web console on `console.http_addr` (the same as
+    /// `worker console`).
+    Console,
     /// Feed a short demo stream from all three channels into a running
     /// pipeline, take each petition to its result, and print what became of
     /// each message and what reached the citizen.
@@ -109,6 +112,9 @@ pub enum PrincipalsAction {
         #[arg(long, env = "NUANNAN_RABBITMQCTL", default_value = "rabbitmqctl")]
         rabbitmqctl: String,
     },
+    /// Read a console password from stdin and print its argon2id hash, the
+    /// `password_hash` of a principal.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +138,7 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Run => workers::run(&settings, &Role::ALL, shutdown_on_signal()).await,
         Command::Worker { role } => workers::run(&settings, &[role], shutdown_on_signal()).await,
         Command::Topology => workers::declare_topology(&settings).await,
+        Command::Console => workers::run(&settings, &[Role::Console], shutdown_on_signal()).await,
         Command::Demo { standin } => demo(&settings, standin.as_deref()).await,
         Command::Locate { lng, lat, address, registry } => locate(lng.zip(lat), address, registry),
         Command::Deadline { from, working_days } => deadline(&settings, &from, working_days).await,
@@ -142,6 +149,14 @@ pub async fn execute(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Principals { action: PrincipalsAction::Load { file } } => workers::principals::load(&settings, &file).await,
         Command::Principals { action: PrincipalsAction::Apply { file, rabbitmqctl } } => {
             workers::principals::apply(&settings, &file, &rabbitmqctl).await
+        }
+        Command::Principals { action: PrincipalsAction::HashPassword } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "an empty password");
+            println!("{}", nuannan::console::hash_password(password));
+            Ok(())
         }
     }
 }
@@ -245,30 +260,12 @@ async fn report(
     by: Option<nuannan::report::GroupBy>,
     format: nuannan::report::Format,
 ) -> anyhow::Result<()> {
-    let from = from.map(|s| instant(&s, false)).transpose().context("--from")?.unwrap_or_default();
-    let to = to.map(|s| instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
+    let from = from.map(|s| nuannan::report::instant(&s, false)).transpose().context("--from")?.unwrap_or_default();
+    let to = to.map(|s| nuannan::report::instant(&s, true)).transpose().context("--to")?.unwrap_or_else(chrono::Utc::now);
     let store = nuannan::store::Store::open(&settings.mongodb).await?;
-    let rows: Vec<nuannan::report::Row> = store.report(from.into(), to.into(), by).await?.into_iter().map(Into::into).collect();
-    let channels: Vec<(String, nuannan::report::DeliveryCounts)> =
-        store.delivery_counts(from.into(), to.into()).await?.into_iter().map(|(c, d)| (c.as_str().to_owned(), d)).collect();
-    let rows = nuannan::report::with_deliveries(rows, by, &channels);
+    let rows = store.report_rows(from, to, by, None).await?;
     println!("{}", nuannan::report::render(&rows, by, format));
     Ok(())
-}
-
-/// A day (its start, or with `end` the start of the next day, in
-/// Asia/Shanghai) or an RFC 3339 instant.
-fn instant(s: &str, end: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let day = if end { day.succ_opt().context("date out of range")? } else { day };
-        let local = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-        return local
-            .and_local_timezone(chrono_tz::Asia::Shanghai)
-            .single()
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .context("ambiguous local time");
-    }
-    Ok(chrono::DateTime::parse_from_rfc3339(s).context("expected YYYY-MM-DD or an RFC 3339 instant")?.with_timezone(&chrono::Utc))
 }
 
 async fn load_registry(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {

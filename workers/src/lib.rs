@@ -7,6 +7,7 @@ pub mod cli;
 pub mod principals;
 
 mod batch;
+pub mod console;
 mod deadline;
 pub mod deliver;
 pub mod gateway;
@@ -51,10 +52,13 @@ pub enum Role {
     Gateway,
     /// Messages to citizens, on their channel.
     Deliver,
+    /// The supervisors' console (`console.http_addr`; not run when it is empty).
+    Console,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify, Role::Gateway, Role::Deliver];
+    pub const ALL: [Role; 8] =
+        [Role::Normalize, Role::Route, Role::Lifecycle, Role::Deadline, Role::Notify, Role::Gateway, Role::Deliver, Role::Console];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,6 +69,7 @@ impl Role {
             Role::Notify => "notify",
             Role::Gateway => "gateway",
             Role::Deliver => "deliver",
+            Role::Console => "console",
         }
     }
 }
@@ -79,7 +84,12 @@ impl FromStr for Role {
 
 /// Runs `roles` until `shutdown` fires.
 pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToken) -> anyhow::Result<()> {
-    let roles: Vec<Role> = roles.iter().copied().filter(|&r| r != Role::Gateway || !settings.gateway.http_addr.is_empty()).collect();
+    let serves = |r: Role| match r {
+        Role::Gateway => !settings.gateway.http_addr.is_empty(),
+        Role::Console => !settings.console.http_addr.is_empty(),
+        _ => true,
+    };
+    let roles: Vec<Role> = roles.iter().copied().filter(|&r| serves(r)).collect();
     let roles = roles.as_slice();
     let store = Store::open(&settings.mongodb).await?;
     let health = nuannan::ops::health();
@@ -107,12 +117,24 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         return Ok(());
     };
     tokio::spawn(principals.clone().refresh(shutdown.clone()));
-    let shared =
-        Shared { registry: Arc::new(registry), policy: settings.deadline_policy(calendar), principals, gateway: gateway::Slot::default() };
+    let shared = Shared {
+        registry: Arc::new(registry),
+        policy: settings.deadline_policy(calendar),
+        principals,
+        gateway: gateway::Slot::default(),
+        console: console::Wake::default(),
+    };
     let server = if roles.contains(&Role::Gateway) {
         let listener = gateway::bind(settings).await?;
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         Some(tokio::spawn(async move { gateway::serve(listener, settings, store, shared, shutdown).await }))
+    } else {
+        None
+    };
+    let console_server = if roles.contains(&Role::Console) {
+        let listener = console::bind(settings).await?;
+        let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
+        Some(tokio::spawn(async move { console::serve(listener, settings, store, shared, shutdown).await }))
     } else {
         None
     };
@@ -125,6 +147,9 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     }
     if let Some(server) = server {
         server.await.context("gateway task panicked")?.context("the gateway's HTTP server")?;
+    }
+    if let Some(server) = console_server {
+        server.await.context("console task panicked")?.context("the console's HTTP server")?;
     }
     outbox::drain().await;
     Ok(())
@@ -271,6 +296,7 @@ async fn session(role: Role, settings: &Settings, store: &Store, shared: &Shared
                 });
                 futures::future::try_join_all(channels).await.map(|_| ())
             }
+            Role::Console => console::listen(&consuming, &topology, &shared.console, shutdown).await,
             Role::Gateway => {
                 // Publishing only: the HTTP server takes this session's publisher.
                 shared.gateway.set(Some(publisher.with_confirm_timeout(Duration::from_millis(settings.gateway.publish_timeout_ms))));

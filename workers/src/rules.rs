@@ -22,6 +22,8 @@ pub struct Shared {
     pub principals: Arc<crate::identity::Directory>,
     /// The gateway's publisher, filled by its broker session.
     pub gateway: crate::gateway::Slot,
+    /// Wakes the console's live feeds.
+    pub console: crate::console::Wake,
 }
 
 pub struct Rules {
