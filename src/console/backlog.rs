@@ -14,6 +14,8 @@ pub const DUE_SOON_HOURS: i64 = 4;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenPetition {
     pub unit: UnitPath,
+    /// Where it was placed (the map colours grids by it).
+    pub grid: Option<UnitPath>,
     pub status: Status,
     pub respond_by: Option<DateTime<Utc>>,
     pub resolve_by: Option<DateTime<Utc>>,
@@ -83,7 +85,7 @@ mod tests {
 
     fn open(unit: &str, status: Status, due_in_hours: i64, level: i32, now: DateTime<Utc>) -> OpenPetition {
         let due = Some(now + Duration::hours(due_in_hours));
-        OpenPetition { unit: unit.parse().unwrap(), status, respond_by: due, resolve_by: due, escalation_level: level }
+        OpenPetition { unit: unit.parse().unwrap(), grid: None, status, respond_by: due, resolve_by: due, escalation_level: level }
     }
 
     #[test]

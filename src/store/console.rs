@@ -81,6 +81,8 @@ impl Store {
         #[derive(Deserialize)]
         struct Open {
             unit: UnitPath,
+            #[serde(default)]
+            grid: Option<UnitPath>,
             status: Status,
             deadlines: Option<super::DeadlinesRecord>,
             escalation_level: i32,
@@ -88,7 +90,7 @@ impl Store {
         let found: Vec<Open> = self
             .collection::<Open>(PETITIONS)
             .find(doc! { "status": { "$in": OPEN.to_vec() }, "unit": within(root) })
-            .projection(doc! { "unit": 1, "status": 1, "deadlines": 1, "escalation_level": 1 })
+            .projection(doc! { "unit": 1, "grid": 1, "status": 1, "deadlines": 1, "escalation_level": 1 })
             .await?
             .try_collect()
             .await?;
@@ -96,6 +98,7 @@ impl Store {
             .into_iter()
             .map(|p| OpenPetition {
                 unit: p.unit,
+                grid: p.grid,
                 status: p.status,
                 respond_by: p.deadlines.as_ref().map(|d| d.respond_by.to_chrono()),
                 resolve_by: p.deadlines.as_ref().map(|d| d.resolve_by.to_chrono()),

@@ -11,6 +11,7 @@ mod common;
 mod classifier_eval;
 mod cli;
 mod cluster;
+mod console;
 mod correctness;
 mod crash;
 mod deadline;

@@ -4,13 +4,21 @@ use crate::common::{TestApp, settings_env};
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use serde_json::{Value, json};
 
-fn day(d: u32) -> DateTime {
+pub(crate) fn day(d: u32) -> DateTime {
     let t = chrono::DateTime::parse_from_rfc3339(&format!("2026-11-{d:02}T10:00:00+08:00")).unwrap();
     DateTime::from(t.with_timezone(&chrono::Utc))
 }
 
 /// One stored petition with just the fields the report reads.
-fn petition(n: u32, received: DateTime, street: Option<&str>, category: &str, channel: &str, status: &str, extra: Document) -> Document {
+pub(crate) fn petition(
+    n: u32,
+    received: DateTime,
+    street: Option<&str>,
+    category: &str,
+    channel: &str,
+    status: &str,
+    extra: Document,
+) -> Document {
     let mut d = doc! {
         "_id": format!("20261101-{n:06}"),
         "source": { "channel": channel, "message_id": format!("m{n}") },
@@ -22,7 +30,7 @@ fn petition(n: u32, received: DateTime, street: Option<&str>, category: &str, ch
     d
 }
 
-fn report(app: &TestApp, args: &[&str]) -> Value {
+pub(crate) fn report(app: &TestApp, args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nuannan"))
         .arg("report")
         .args(args)

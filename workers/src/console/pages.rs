@@ -58,9 +58,9 @@ fn layout(title: &str, page: Option<&Page>, body: &str) -> Html<String> {
 }
 
 fn count_cells(c: &nuannan::console::Counts) -> String {
-    let overdue = if c.overdue > 0 { " overdue" } else { "" };
+    let late = if c.overdue > 0 { " late" } else { "" };
     format!(
-        r#"<td class="num open">{}</td><td class="num due-soon">{}</td><td class="num{overdue} overdue-count overdue">{}</td><td class="num escalated">{}</td>"#,
+        r#"<td class="num open">{}</td><td class="num due-soon">{}</td><td class="num overdue{late}">{}</td><td class="num escalated">{}</td>"#,
         c.open, c.due_soon, c.overdue, c.escalated
     )
 }
@@ -294,7 +294,8 @@ pub async fn petition(
     let reply = q.reply.map(|r| format!(r#"<p id="reply">指令回执：{}</p>"#, e(&r))).unwrap_or_default();
     let mut timeline = String::new();
     for t in view["timeline"].as_array().into_iter().flatten() {
-        let _ = write!(timeline, r#"<li><b>{}</b> {}</li>"#, text(&t["type"]), text(&t["at"]));
+        let kind = t["type"].as_str().unwrap_or_default();
+        let _ = write!(timeline, r#"<li data-type="{}"><b>{}</b> {}</li>"#, e(kind), event_name(kind), text(&t["at"]));
     }
     let mut breaches = String::new();
     for b in view["breaches"].as_array().into_iter().flatten() {
@@ -489,6 +490,34 @@ pub async fn map(State(console): State<Arc<Console>>, headers: HeaderMap) -> Res
         n = grids.len()
     );
     layout("网格地图", Some(&page), &body).into_response()
+}
+
+/// An event type as staff read it.
+fn event_name(kind: &str) -> &str {
+    match kind {
+        "received" => "受理",
+        "assigned" => "派单",
+        "triaged" => "待派单",
+        "accepted" => "接单",
+        "progressed" => "办理进展",
+        "resolved" => "办结",
+        "approved" => "审核通过",
+        "returned" => "审核退回",
+        "feedback_sent" => "反馈群众",
+        "rated" => "群众评价",
+        "closed" => "结案",
+        "reopened" => "重新办理",
+        "escalated" => "升级",
+        "warned" => "超时预警",
+        "transferred" => "转派",
+        "refused" => "退单",
+        "deadline_changed" => "时限调整",
+        "located" => "补充位置",
+        "delivered" => "回复送达",
+        "delivery_failed" => "回复未送达",
+        "hotspot" => "热点",
+        other => other,
+    }
 }
 
 pub async fn css() -> impl IntoResponse {

@@ -210,10 +210,10 @@ impl Console {
         let open = self.store.open_in(&scope.root).await?;
         let mut per: HashMap<UnitPath, u64> = HashMap::new();
         let shapes: Vec<(&UnitPath, bool, &[[f64; 2]])> = self.shared.registry.grid_shapes().filter(|(g, _, _)| scope.sees(g)).collect();
-        for p in &open {
-            if let Some((g, _, _)) = shapes.iter().find(|(g, _, _)| p.unit.is_within(g)) {
-                *per.entry((*g).clone()).or_default() += 1;
-            }
+        // By where each petition is, not which unit holds it now (an
+        // escalated one is held by a street, but its place is still a grid).
+        for g in open.iter().filter_map(|p| p.grid.as_ref()) {
+            *per.entry(g.clone()).or_default() += 1;
         }
         let names: Vec<String> = shapes.iter().map(|(g, _, _)| self.name_of(g)).collect();
         let drawn: Vec<GridShape> =
