@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod hotspot;
 pub mod identity;
 pub mod intake;
 pub mod lifecycle;

@@ -33,6 +33,10 @@ pub enum EventType {
     Delivered,
     /// A message ended `failed` or `undeliverable` (`data.status`, `reason`).
     DeliveryFailed,
+    /// Petitions of one category clustered in a grid or a few hundred metres
+    /// (未诉先办): `data` is the [`HotspotNotice`], the event is filed under
+    /// the cluster's latest petition.
+    Hotspot,
 }
 
 impl EventType {
@@ -58,6 +62,7 @@ impl EventType {
             EventType::Located => "located",
             EventType::Delivered => "delivered",
             EventType::DeliveryFailed => "delivery_failed",
+            EventType::Hotspot => "hotspot",
         }
     }
 
@@ -208,5 +213,81 @@ impl EscalationNotice {
             Some(_) => format!("{}.{}", self.to_level.as_str(), self.to_unit),
             None => format!("warning.{}", self.to_unit),
         }
+    }
+}
+
+/// A hot spot (未诉先办): petitions of one category clustering in one grid or
+/// within `hotspot.radius_m` (`src/hotspot.rs`). Published once per cluster on
+/// `{ns}.escalations` with key `hotspot.<unit>`, and recorded as a `hotspot`
+/// event with these fields as its `data`. `kind` is always `"hotspot"`, so a
+/// consumer of `{ns}.escalations` tells it from an [`EscalationNotice`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "hotspot")]
+pub struct HotspotNotice {
+    /// The cluster's identity (`grid:…` or `near:…`); see `hotspot::detect`.
+    pub key: String,
+    /// Who should act: the unit responsible for all its petitions.
+    pub unit: UnitPath,
+    pub category: Category,
+    /// The grid of a grid cluster; `None` for one found by distance.
+    pub grid: Option<UnitPath>,
+    /// Oldest first.
+    pub petition_ids: Vec<PetitionId>,
+    pub count: usize,
+    /// Receipt times of the oldest and the latest petition.
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// When it was raised.
+    pub at: DateTime<Utc>,
+}
+
+impl HotspotNotice {
+    pub fn routing_key(&self) -> String {
+        format!("hotspot.{}", self.unit)
+    }
+
+    /// Stable: a re-send after a crash carries the same id (and the key
+    /// names one raise, see `hotspot::detect`), so consumers dedupe on it.
+    pub fn message_id(&self) -> String {
+        format!("hotspot/{}", self.key)
+    }
+
+    /// The `hotspot` event, with the same id as the message. It belongs to
+    /// the latest petition, so it shows in that petition's history.
+    pub fn event(&self) -> Option<Event> {
+        let latest = self.petition_ids.last()?;
+        let data = serde_json::to_value(self).expect("a hot spot always serializes");
+        Some(Event { event_id: self.message_id(), petition_id: latest.clone(), kind: EventType::Hotspot, at: self.at, actor: None, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hotspot_notice_is_tagged_and_its_event_carries_the_same_fields() {
+        let at = "2026-03-02T08:00:00Z".parse().unwrap();
+        let notice = HotspotNotice {
+            key: "grid:livelihood:shinan.badaxia.badaxia.g006:20260301-000001".into(),
+            unit: "shinan.badaxia.badaxia".parse().unwrap(),
+            category: Category::Livelihood,
+            grid: Some("shinan.badaxia.badaxia.g006".parse().unwrap()),
+            petition_ids: vec!["20260301-000001".parse().unwrap(), "20260302-000007".parse().unwrap()],
+            count: 2,
+            first_at: at,
+            last_at: at,
+            at,
+        };
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(json["kind"], "hotspot");
+        assert_eq!(json["petition_ids"][1], "20260302-000007");
+        assert_eq!(serde_json::from_value::<HotspotNotice>(json.clone()).unwrap(), notice);
+        assert_eq!(notice.routing_key(), "hotspot.shinan.badaxia.badaxia");
+        let event = notice.event().unwrap();
+        assert_eq!(event.event_id, "hotspot/grid:livelihood:shinan.badaxia.badaxia.g006:20260301-000001");
+        assert_eq!(event.petition_id.as_str(), "20260302-000007", "filed under the latest petition");
+        assert_eq!(event.kind.routing_key(), "petition.hotspot");
+        assert_eq!(event.data, json);
     }
 }

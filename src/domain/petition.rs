@@ -65,6 +65,17 @@ pub enum Category {
     Development,
 }
 
+impl Category {
+    /// The stored and published name (`livelihood`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Livelihood => "livelihood",
+            Category::Enforcement => "enforcement",
+            Category::Development => "development",
+        }
+    }
+}
+
 /// Lifecycle states (`docs/contract.md` §5). Later states are added by the lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +235,13 @@ pub struct Deadlines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn category_names_are_the_serialized_ones() {
+        for c in [Category::Livelihood, Category::Enforcement, Category::Development] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 
     #[test]
     fn petition_id_is_date_and_six_digits() {

@@ -59,8 +59,8 @@ pub fn grant(p: &Principal, namespace: &str) -> Grant {
         read: anchored(&std::iter::once(own.clone()).chain(read.iter().map(|e| resource(e))).collect::<Vec<_>>()),
         topics,
     };
-    // A supervisor's or dispatcher's escalations: `<level>.<unit>…` and
-    // `warning.<unit>…`, bound with a concrete word or `*` first.
+    // A supervisor's or dispatcher's escalations: `<level>.<unit>…`,
+    // `warning.<unit>…` and `hotspot.<unit>…`, bound with a concrete word or `*` first.
     let escalations = || topic("escalations", NOTHING, subtree("[a-z*]+\\."));
     match p.kind {
         Kind::Pipeline => Grant {
@@ -177,10 +177,10 @@ mod tests {
         let g = grant(&principal("user = \"badaxia-sup\"\nkind = \"supervisor\"\nunit = \"shinan.badaxia\""), "ns");
         assert!(!allows(&g.write, "ns.commands"));
         let esc = topic(&g, "ns.escalations");
-        for key in ["street.shinan.badaxia", "*.shinan.badaxia.#", "warning.shinan.badaxia.tuandao"] {
+        for key in ["street.shinan.badaxia", "*.shinan.badaxia.#", "warning.shinan.badaxia.tuandao", "hotspot.shinan.badaxia.tuandao"] {
             assert!(allows(&esc.read, key), "{key}");
         }
-        for key in ["#", "*.shinan.#", "street.shinan.zhongshanlu", "#.shinan.badaxia"] {
+        for key in ["#", "*.shinan.#", "street.shinan.zhongshanlu", "#.shinan.badaxia", "hotspot.shinan.zhongshanlu"] {
             assert!(!allows(&esc.read, key), "{key}");
         }
     }

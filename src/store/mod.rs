@@ -13,6 +13,7 @@ mod deliveries;
 mod error;
 mod events;
 pub mod fields;
+mod hotspots;
 mod listing;
 mod outbox;
 mod petitions;
@@ -31,6 +32,7 @@ pub use commands::{COMMANDS, RefusedCommand};
 pub use console::{FEED_TYPES, FeedItem, parse_cursor};
 pub use deliveries::{AttemptRecord, DELIVERIES, DeliveryRecord};
 pub use error::{Result, StoreError};
+pub use hotspots::{HOTSPOTS, HotspotRecord};
 pub use listing::PetitionFilter;
 pub use outbox::OutboxMessage;
 pub use petitions::Inserted;
@@ -144,6 +146,7 @@ impl Store {
             .collection::<Document>(REJECTIONS)
             .create_index(IndexModel::builder().keys(doc! { "expires_at": 1 }).options(expiring).build())
             .await?;
+        self.ensure_hotspot_indexes().await?;
         Ok(())
     }
 

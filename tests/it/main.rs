@@ -18,6 +18,7 @@ mod deadline;
 mod deliver;
 mod faults;
 mod gateway;
+mod hotspot;
 mod identity;
 mod intake;
 mod lifecycle;

@@ -2,7 +2,10 @@
 //! petitions whose next warning or breach is due (an indexed range on
 //! `clock.next_at`), decides with the lifecycle's pure rules, and claims each
 //! with a conditional update on `version`, so any number of deadline workers
-//! never fire the same warning or escalation twice.
+//! never fire the same warning or escalation twice. On its own cadence it
+//! also looks for hot spots (`hotspots`).
+
+mod hotspots;
 
 use std::time::Duration;
 
@@ -33,22 +36,43 @@ pub struct DeadlineWorker {
     publisher: Publisher,
     rules: Rules,
     interval: Duration,
+    /// `None` when hot spot detection is off.
+    hotspots: Option<hotspots::HotspotScan>,
 }
 
 impl DeadlineWorker {
     pub fn new(settings: &Settings, store: Store, publisher: Publisher, shared: &Shared) -> Self {
         DeadlineWorker {
             rules: Rules::new(settings, shared),
+            hotspots: hotspots::HotspotScan::new(settings, store.clone(), publisher.clone()),
             store,
             publisher,
             interval: Duration::from_millis(settings.deadline.scan_interval_ms),
         }
     }
 
+    /// The deadline scans and, beside them, the hot spot scans. These stop
+    /// with the deadline scans, on shutdown or on an error that ends the
+    /// session.
+    pub async fn run(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let stop = shutdown.child_token();
+        let deadlines = async {
+            let result = self.deadlines(shutdown).await;
+            stop.cancel();
+            result
+        };
+        let hotspots = async {
+            if let Some(hotspots) = &self.hotspots {
+                hotspots.run(&stop).await;
+            }
+        };
+        tokio::join!(deadlines, hotspots).0
+    }
+
     /// Scans at a fixed rate; a full batch means a backlog, so the next scan
     /// starts at once. A scan with nothing due is one indexed query: the
     /// outbox sweep runs on its own, slower cadence.
-    pub async fn run(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn deadlines(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep: Option<tokio::time::Instant> = None;
