@@ -190,6 +190,32 @@ async fn each_principal_sees_its_subtree_and_nothing_else() {
     let (_, view) = api(&addr, "GET", &format!("/api/petitions/{inside}"), Some(&reviewer), None).await;
     let types: Vec<&str> = view["timeline"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["received", "assigned", "accepted", "resolved", "returned"]);
+
+    // The district's dispatcher transfers a petition nobody could place; a reviewer may not.
+    app.publish_intake(
+        "app",
+        json!({ "request_id": "console-nowhere", "user": { "id": "u-console" }, "content": "有个问题想反映", "category": "livelihood" })
+            .to_string(),
+        None,
+    )
+    .await;
+    let p = wait_for("triaged", || {
+        app.find_one("petitions", doc! { "source.message_id": "console-nowhere", "status": "triage", "outbox": { "$size": 0 } })
+    })
+    .await;
+    let nowhere = p.get_str("_id").unwrap().to_owned();
+    let dispatcher = token(&addr, "district-dispatch").await;
+    let (_, triage) = api(&addr, "GET", "/api/queues/triage", Some(&dispatcher), None).await;
+    assert_eq!(triage["items"][0]["petition_id"], nowhere.as_str());
+    let to_tuandao = json!({ "unit": "shinan.badaxia.tuandao" });
+    assert_eq!(
+        api(&addr, "POST", &format!("/api/petitions/{nowhere}/commands/transfer"), Some(&reviewer), Some(to_tuandao.clone())).await.0,
+        403
+    );
+    let (status, reply) =
+        api(&addr, "POST", &format!("/api/petitions/{nowhere}/commands/transfer"), Some(&dispatcher), Some(to_tuandao)).await;
+    assert_eq!((status, reply), (200, json!({ "ok": true, "status": "assigned" })));
+    assert_eq!(app.find_one("petitions", doc! { "_id": &nowhere }).await.unwrap().get_str("unit").unwrap(), "shinan.badaxia.tuandao");
     app.cleanup().await;
 }
 
