@@ -4,9 +4,11 @@
 //!
 //! The gateway runs as its own process (`nuannan worker gateway`) so its
 //! RSS is its own; wrk drives each route with a valid signed or keyed
-//! request; the raw baseline is `concurrency` tasks sharing one confirm
+//! request; the raw baselines are `concurrency` tasks sharing one confirm
 //! channel, each publishing and awaiting its confirm — what the gateway
-//! does per request.
+//! does per request — once into the intake exchange the gateway publishes
+//! to (the same routing and queue, so the ratio is the cost of HTTP), and
+//! once into a plain quorum queue (the broker's best case).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -141,24 +143,41 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 /// `concurrency` tasks on one confirm channel, each publishing `size`
 /// bytes and awaiting the confirm, for `seconds`: confirmed messages/s.
-async fn raw_confirmed(conn: &Connection, queue: &str, size: usize, concurrency: u32, seconds: u32) -> anyhow::Result<f64> {
+/// Where the raw loop publishes.
+struct Target {
+    exchange: String,
+    routing_key: String,
+    /// A plain quorum queue to declare and remove (the default exchange routes to it).
+    own_queue: bool,
+}
+
+async fn raw_confirmed(conn: &Connection, target: &Target, size: usize, concurrency: u32, seconds: u32) -> anyhow::Result<f64> {
     let ch = conn.create_channel().await?;
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
-    ch.queue_declare(queue.into(), QueueDeclareOptions { durable: true, ..Default::default() }, args).await?;
+    if target.own_queue {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+        ch.queue_declare(target.routing_key.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args).await?;
+    }
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let body = Arc::new(vec![b'x'; size]);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (ch, stop, count, body, queue) = (ch.clone(), stop.clone(), count.clone(), body.clone(), queue.to_owned());
+        .map(|task| {
+            let (ch, stop, count, body) = (ch.clone(), stop.clone(), count.clone(), body.clone());
+            let (exchange, key) = (target.exchange.clone(), target.routing_key.clone());
             tokio::spawn(async move {
+                let mut n = 0_u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let props = BasicProperties::default().with_delivery_mode(2);
+                    // The properties the gateway sets: persistent, a message id, a content type.
+                    n += 1;
+                    let props = BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_message_id(format!("raw-{task}-{n}").into())
+                        .with_content_type("application/json".into());
                     let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-                    ch.basic_publish("".into(), queue.as_str().into(), options, &body, props).await?.await?;
+                    ch.basic_publish(exchange.as_str().into(), key.as_str().into(), options, &body, props).await?.await?;
                     count.fetch_add(1, Ordering::Relaxed);
                 }
                 anyhow::Ok(())
@@ -171,7 +190,11 @@ async fn raw_confirmed(conn: &Connection, queue: &str, size: usize, concurrency:
         t.await??;
     }
     let rate = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    ch.queue_delete(queue.into(), Default::default()).await?;
+    if target.own_queue {
+        ch.queue_delete(target.routing_key.as_str().into(), Default::default()).await?;
+    } else {
+        ch.queue_purge(format!("{}.normalize", target.exchange.trim_end_matches(".intake")).as_str().into(), Default::default()).await?;
+    }
     Ok(rate)
 }
 
@@ -208,8 +231,12 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, conn
         }
         let routes = routes();
         let size = routes[1].body.len();
-        eprintln!("raw broker: confirmed publishes of {size} bytes, {connections} at a time, {seconds} s…");
-        let raw = raw_confirmed(conn, &format!("{}.raw-gateway", settings.namespace), size, connections, seconds).await?;
+        eprintln!("raw broker: confirmed publishes of {size} bytes, {connections} at a time, {seconds} s, to a plain quorum queue…");
+        let plain = Target { exchange: String::new(), routing_key: format!("{}.raw-gateway", settings.namespace), own_queue: true };
+        let plain = raw_confirmed(conn, &plain, size, connections, seconds).await?;
+        eprintln!("raw broker: the same to the intake exchange (→ {{ns}}.normalize, where the gateway publishes)…");
+        let intake = Target { exchange: format!("{}.intake", settings.namespace), routing_key: "hotline".into(), own_queue: false };
+        let raw = raw_confirmed(conn, &intake, size, connections, seconds).await?;
         let mut rows = Vec::new();
         for route in &routes {
             eprintln!("gateway {}: wrk -c {connections}, {seconds} s, as fast as it answers…", route.name);
@@ -220,7 +247,7 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, conn
             let half = wrk(&addr, route, connections, seconds, Some(delay)).await?;
             rows.push((route.name, max, half));
         }
-        Ok((raw, rows))
+        Ok((plain, raw, rows))
     }
     .await;
     let rss = std::fs::read_to_string(format!("/proc/{}/status", gateway.id()))
@@ -229,19 +256,21 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, conn
         .map_or(f64::NAN, |kib| kib / 1024.0);
     let _ = gateway.kill();
     let _ = gateway.wait();
-    let (raw, rows) = result?;
+    let (plain, raw, rows) = result?;
     let ms = |us: u64| us as f64 / 1000.0;
     let mut out = format!(
         "gateway benchmark ({connections} connections, {seconds} s per run, wrk -t 2; the gateway's peak RSS {rss:.1} MiB)\n\
-         raw broker, confirmed publishes at the same size and concurrency: {raw:.0} msg/s\n\n\
-         | route | max req/s | ratio to raw | p50 ms | p99 ms | p99.9 ms | at half: req/s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|---|---|---|\n"
+         raw broker, confirmed publishes at the same size and concurrency: {raw:.0} msg/s to the intake exchange \
+         (the gateway's destination), {plain:.0} msg/s to a plain quorum queue\n\n\
+         | route | max req/s | ratio to raw (intake) | ratio to raw (plain queue) | p50 ms | p99 ms | p99.9 ms | at half: req/s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for (name, max, half) in rows {
         let _ = writeln!(
             out,
-            "| {name} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} |",
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} |",
             max.rate(),
             max.rate() / raw,
+            max.rate() / plain,
             ms(max.p50),
             ms(max.p99),
             ms(max.p999),

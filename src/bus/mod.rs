@@ -22,6 +22,22 @@ use crate::config::Settings;
 /// How long one node may take to accept a connection before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest AMQP frame asked for unless the URL says otherwise
+/// (`?frame_max=`). lapin keeps send and receive buffers of a few dozen
+/// frames per connection, so RabbitMQ's 128 KiB default costs about 8 MiB
+/// per connection; our messages are a few KiB (a larger body just takes
+/// more frames).
+const FRAME_MAX: u32 = 32 * 1024;
+
+/// The URL with `frame_max` set, unless it sets it itself.
+fn with_frame_max(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.contains("frame_max=") {
+        return url.into();
+    }
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}frame_max={FRAME_MAX}").into()
+}
+
 /// The node this process reaches first; starts at the process id, so a
 /// cluster's clients spread over its nodes, and sticks to the one that
 /// answered last.
@@ -45,7 +61,7 @@ pub async fn connect(urls: &str, name: &str) -> anyhow::Result<Connection> {
     let mut failures = Vec::new();
     for i in (0..nodes.len()).map(|k| (first + k) % nodes.len()) {
         let props = ConnectionProperties::default().with_connection_name(name.into());
-        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(nodes[i], props)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&with_frame_max(nodes[i]), props)).await {
             Ok(Ok(conn)) => {
                 PREFERRED.store(i, Ordering::Relaxed);
                 return Ok(conn);
@@ -93,7 +109,14 @@ pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{endpoints, host};
+    use super::{endpoints, host, with_frame_max};
+
+    #[test]
+    fn a_smaller_frame_unless_the_url_asks_for_one() {
+        assert_eq!(with_frame_max("amqp://h:5672/%2f"), "amqp://h:5672/%2f?frame_max=32768");
+        assert_eq!(with_frame_max("amqp://h/v?heartbeat=10"), "amqp://h/v?heartbeat=10&frame_max=32768");
+        assert_eq!(with_frame_max("amqp://h/v?frame_max=131072"), "amqp://h/v?frame_max=131072");
+    }
 
     #[test]
     fn a_cluster_is_a_comma_separated_list_and_errors_name_hosts_only() {
