@@ -66,12 +66,28 @@ pub enum Category {
 }
 
 impl Category {
+    pub const ALL: [Category; 3] = [Category::Livelihood, Category::Enforcement, Category::Development];
+
+    /// The category stored and published as `code`.
+    pub fn from_code(code: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// The stored and published name (`livelihood`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Livelihood => "livelihood",
             Category::Enforcement => "enforcement",
             Category::Development => "development",
+        }
+    }
+
+    /// What people here call it (the console's labels, Open311's `service_name`).
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Category::Livelihood => "民生服务",
+            Category::Enforcement => "城市管理与执法",
+            Category::Development => "经济发展与规划建设",
         }
     }
 }

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 
 use super::Open311Error;
-use super::service::category;
 use crate::domain::{Category, Status};
 use crate::store::PetitionFilter;
 
@@ -63,7 +62,8 @@ impl RequestQuery {
                 }
                 "service_code" => {
                     for code in list(value) {
-                        q.categories.push(category(code).ok_or_else(|| Open311Error::not_found(format!("service_code `{code}`")))?);
+                        q.categories
+                            .push(Category::from_code(code).ok_or_else(|| Open311Error::not_found(format!("service_code `{code}`")))?);
                     }
                 }
                 "status" => q.closed = status(value)?,

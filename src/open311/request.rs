@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::Open311Error;
-use super::service::category;
+use crate::domain::Category;
 use crate::intake::RejectReason;
 use crate::intake::open311::MAX_DESCRIPTION_CHARS;
 
@@ -32,7 +32,7 @@ const TEXT_FIELDS: [&str; 9] =
 pub fn request_payload(form: &[(String, String)], token: &str, now: DateTime<Utc>) -> Result<Value, Refusal> {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
     let code = field("service_code").ok_or_else(|| refuse(400, "service_code is required"))?;
-    if category(code).is_none() {
+    if Category::from_code(code).is_none() {
         return Err(refuse(404, format!("service_code `{code}` not found; GET services lists them")));
     }
     let mut payload = Map::new();

@@ -9,24 +9,6 @@ use crate::domain::Category;
 /// The published API's own changeset: bumped when these documents change.
 const CHANGESET: &str = "2026-11-28T00:00:00+08:00";
 
-const CATEGORIES: [Category; 3] = [Category::Livelihood, Category::Enforcement, Category::Development];
-
-pub(super) fn code(c: Category) -> &'static str {
-    match c {
-        Category::Livelihood => "livelihood",
-        Category::Enforcement => "enforcement",
-        Category::Development => "development",
-    }
-}
-
-pub(super) fn name(c: Category) -> &'static str {
-    match c {
-        Category::Livelihood => "民生服务",
-        Category::Enforcement => "城市管理与执法",
-        Category::Development => "经济发展与规划建设",
-    }
-}
-
 fn describe(c: Category) -> (&'static str, &'static str) {
     match c {
         Category::Livelihood => {
@@ -37,25 +19,20 @@ fn describe(c: Category) -> (&'static str, &'static str) {
     }
 }
 
-/// A service code of ours: the category it names.
-pub fn category(code: &str) -> Option<Category> {
-    CATEGORIES.into_iter().find(|c| self::code(*c) == code)
-}
-
 /// `GET services`: realtime services without metadata.
 pub fn services() -> Document {
-    let items = CATEGORIES
+    let items = Category::ALL
         .into_iter()
         .map(|c| {
             let (description, keywords) = describe(c);
             json!({
-                "service_code": code(c),
-                "service_name": name(c),
+                "service_code": c.as_str(),
+                "service_name": c.name_zh(),
                 "description": description,
                 "metadata": false,
                 "type": "realtime",
                 "keywords": keywords,
-                "group": name(c),
+                "group": c.name_zh(),
             })
         })
         .collect();
@@ -64,10 +41,10 @@ pub fn services() -> Document {
 
 /// `GET services/{code}`: no service defines attributes, so an empty list.
 pub fn service_definition(code: &str) -> Option<Document> {
-    category(code).map(|c| Document {
+    Category::from_code(code).map(|c| Document {
         root: "service_definition",
         item: "",
-        value: json!({ "service_code": self::code(c), "attributes": [] }),
+        value: json!({ "service_code": c.as_str(), "attributes": [] }),
     })
 }
 
@@ -98,10 +75,10 @@ mod tests {
         let services = services().value;
         let codes: Vec<&str> = services.as_array().unwrap().iter().map(|s| s["service_code"].as_str().unwrap()).collect();
         assert_eq!(codes, ["livelihood", "enforcement", "development"]);
-        for c in CATEGORIES {
-            assert_eq!(category(code(c)), Some(c));
+        for c in Category::ALL {
+            assert_eq!(Category::from_code(c.as_str()), Some(c));
         }
-        assert_eq!(category("001"), None);
+        assert_eq!(Category::from_code("001"), None);
         assert!(service_definition("nope").is_none());
     }
 }

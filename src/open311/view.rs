@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 
-use super::service::{code, name};
 use super::w3c;
 use crate::domain::Status;
 use crate::store::PetitionRecord;
@@ -24,8 +23,8 @@ pub fn service_request(p: &PetitionRecord, agency: Option<&str>) -> Value {
         "service_request_id": p.id.as_str(),
         "status": if is_closed(p.status) { "closed" } else { "open" },
         "status_notes": status_note(p),
-        "service_name": p.category.map(name),
-        "service_code": p.category.map(code),
+        "service_name": p.category.map(|c| c.name_zh()),
+        "service_code": p.category.map(|c| c.as_str()),
         "description": mask_text(&p.content),
         "agency_responsible": agency,
         "service_notice": null,

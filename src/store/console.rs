@@ -51,7 +51,7 @@ fn within(root: &UnitPath) -> Document {
     doc! { "$regex": format!("^{}(\\.|$)", root.as_str().replace('.', "\\.")) }
 }
 
-const OPEN: [&str; 6] = ["received", "triage", "assigned", "accepted", "resolved", "reopened"];
+const OPEN: [Status; 6] = [Status::Received, Status::Triage, Status::Assigned, Status::Accepted, Status::Resolved, Status::Reopened];
 
 impl Store {
     /// Feed entries after `after` (time, then id), oldest first.
@@ -89,7 +89,7 @@ impl Store {
         }
         let found: Vec<Open> = self
             .collection::<Open>(PETITIONS)
-            .find(doc! { "status": { "$in": OPEN.to_vec() }, "unit": within(root) })
+            .find(doc! { "status": { "$in": mongodb::bson::to_bson(&OPEN)? }, "unit": within(root) })
             .projection(doc! { "unit": 1, "grid": 1, "status": 1, "deadlines": 1, "escalation_level": 1 })
             .await?
             .try_collect()
@@ -110,17 +110,10 @@ impl Store {
     /// Petitions in `root`'s subtree with one of `statuses` (every open one
     /// when empty), the longest waiting first.
     pub async fn petitions_in(&self, root: &UnitPath, statuses: &[Status], limit: i64) -> Result<Vec<PetitionRecord>> {
-        let statuses: Vec<String> = if statuses.is_empty() {
-            OPEN.iter().map(|s| s.to_string()).collect()
-        } else {
-            statuses
-                .iter()
-                .map(|s| mongodb::bson::to_bson(s).ok().and_then(|b| b.as_str().map(str::to_owned)).unwrap_or_default())
-                .collect()
-        };
+        let statuses = if statuses.is_empty() { &OPEN[..] } else { statuses };
         let found = self
             .collection::<PetitionRecord>(PETITIONS)
-            .find(doc! { "status": { "$in": statuses }, "unit": within(root) })
+            .find(doc! { "status": { "$in": mongodb::bson::to_bson(statuses)? }, "unit": within(root) })
             .sort(doc! { "updated_at": 1 })
             .limit(limit)
             .await?;

@@ -125,14 +125,14 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         console: console::Wake::default(),
     };
     let server = if roles.contains(&Role::Gateway) {
-        let listener = gateway::bind(settings).await?;
+        let listener = bind("gateway.http_addr", &settings.gateway.http_addr).await?;
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         Some(tokio::spawn(async move { gateway::serve(listener, settings, store, shared, shutdown).await }))
     } else {
         None
     };
     let console_server = if roles.contains(&Role::Console) {
-        let listener = console::bind(settings).await?;
+        let listener = bind("console.http_addr", &settings.console.http_addr).await?;
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         Some(tokio::spawn(async move { console::serve(listener, settings, store, shared, shutdown).await }))
     } else {
@@ -153,6 +153,12 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     }
     outbox::drain().await;
     Ok(())
+}
+
+/// Binds an HTTP role's address at start, so a port in use fails the process.
+async fn bind(key: &str, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: std::net::SocketAddr = addr.parse().with_context(|| format!("{key} is not IP:PORT"))?;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {key} {addr}"))
 }
 
 /// Publishes the depth of `{ns}.dead` and `{ns}.unrouted` as metrics every

@@ -180,16 +180,17 @@ impl Inner {
                 "receipt_time_note": record.receipt_time_note,
             }),
         );
-        let receipt = Outbound {
-            petition_id: record.id.clone(),
-            channel: record.source.channel,
-            recipient: Recipient::of(&record.source, &record.citizen),
-            kind: OutboundKind::Receipt,
-            text: receipt_text(&record.id, self.respond_hours),
-            at: now,
-        };
         let mut announcements = vec![OutboxMessage::event(received)];
+        // An Open311 client reads its answers through the API (`docs/contract.md` §14).
         if record.source.channel.pushes() {
+            let receipt = Outbound {
+                petition_id: record.id.clone(),
+                channel: record.source.channel,
+                recipient: Recipient::of(&record.source, &record.citizen),
+                kind: OutboundKind::Receipt,
+                text: receipt_text(&record.id, self.respond_hours),
+                at: now,
+            };
             announcements.push(OutboxMessage::outbound(receipt, 1));
         }
         announcements

@@ -101,16 +101,19 @@ impl NotifyWorker {
         let unit = p.result.as_ref().map(|r| r.unit.as_str()).unwrap_or_default();
         let vars = Vars { result, ..self.vars(p, unit) };
         let now = Utc::now();
-        let sent = [
-            self.outbound(p, OutboundKind::Result, render(&self.templates.result, &vars)),
-            self.outbound(p, OutboundKind::RatingRequest, render(&self.templates.rating_request, &vars)),
-        ];
+        // An Open311 client reads the result through the API (`docs/contract.md` §14).
+        let sent = if p.source.channel.pushes() {
+            vec![
+                self.outbound(p, OutboundKind::Result, render(&self.templates.result, &vars)),
+                self.outbound(p, OutboundKind::RatingRequest, render(&self.templates.rating_request, &vars)),
+            ]
+        } else {
+            Vec::new()
+        };
+        let kinds: Vec<_> = sent.iter().map(|m| m.kind).collect();
         // A second round after an unsatisfied reopening gets its own message ids.
         let round = p.unsatisfied + 1;
-        // An Open311 client reads the result through the API (`docs/contract.md` §14).
-        let pushed = if p.source.channel.pushes() { &sent[..] } else { &[] };
-        let mut outbox: Vec<OutboxMessage> = pushed.iter().map(|m| OutboxMessage::outbound(m.clone(), round)).collect();
-        let kinds: Vec<_> = pushed.iter().map(|m| m.kind).collect();
+        let mut outbox: Vec<OutboxMessage> = sent.into_iter().map(|m| OutboxMessage::outbound(m, round)).collect();
         let data = json!({ "channel": p.source.channel, "kinds": kinds });
         outbox.push(OutboxMessage::event(Event::new(&p.id, p.version + 1, EventType::FeedbackSent, now, data)));
         PetitionChange { feedback: Some(Feedback::Sent(now)), outbox, ..Default::default() }

@@ -203,7 +203,7 @@ pub async fn command(
 
 /// Checks and sends a console command; shared with the pages' forms.
 pub async fn send(console: &Console, scope: &Scope, id: &str, command: &str, data: Value) -> Result<Value> {
-    if console.petition_view(scope, id).await?.is_none() {
+    if console.visible_petition(scope, id).await?.is_none() {
         return Err(not_found());
     }
     if !scope.may(command) {

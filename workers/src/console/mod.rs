@@ -14,7 +14,6 @@ mod feed;
 mod pages;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,12 +64,6 @@ pub(crate) struct Console {
     shared: Shared,
     keys: Keys,
     commands: tokio::sync::Mutex<Option<CommandSender>>,
-}
-
-/// Binds `console.http_addr`: at start, so a port in use fails the process.
-pub async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr: SocketAddr = settings.console.http_addr.parse().context("console.http_addr")?;
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding console.http_addr {addr}"))
 }
 
 /// Serves until `shutdown`, then finishes the requests in flight.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use nuannan::console::{Counts, GridShape, Scope, backlog, grid_map};
-use nuannan::domain::{Status, UnitPath};
+use nuannan::domain::{Category, Status, UnitPath};
 use nuannan::report::{GroupBy, Row};
 use nuannan::store::{FeedItem, PetitionRecord, StoreError};
 use nuannan::telemetry::{mask_id, mask_phone};
@@ -124,7 +124,7 @@ impl Console {
         Summary {
             petition_id: p.id.as_str().to_owned(),
             status: p.status,
-            category: p.category.map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+            category: p.category.map(|c| c.as_str().to_owned()),
             unit: p.unit.clone(),
             unit_name: p.unit.as_ref().map(|u| self.name_of(u)),
             content: p.content.clone(),
@@ -141,13 +141,15 @@ impl Console {
         Ok(found.iter().filter(|p| visible(scope, p)).map(|p| self.summary(p)).collect())
     }
 
+    /// The petition, if it is within the scope.
+    pub async fn visible_petition(&self, scope: &Scope, id: &str) -> Result<Option<PetitionRecord>, StoreError> {
+        let Ok(petition_id) = id.parse::<nuannan::domain::PetitionId>() else { return Ok(None) };
+        Ok(self.store.petition(&petition_id).await?.filter(|p| visible(scope, p)))
+    }
+
     /// The petition with its timeline, breaches and deliveries; `None` outside the scope.
     pub async fn petition_view(&self, scope: &Scope, id: &str) -> Result<Option<Value>, StoreError> {
-        let Ok(petition_id) = id.parse::<nuannan::domain::PetitionId>() else { return Ok(None) };
-        let Some(p) = self.store.petition(&petition_id).await? else { return Ok(None) };
-        if !visible(scope, &p) {
-            return Ok(None);
-        }
+        let Some(p) = self.visible_petition(scope, id).await? else { return Ok(None) };
         let timeline: Vec<Value> =
             self.store.events_of(id).await?.into_iter().map(|e| json!({ "type": e.kind, "at": local(e.at), "data": e.data })).collect();
         let breaches: Vec<Value> = p
@@ -198,7 +200,7 @@ impl Console {
                 let label = match (&row.group, by) {
                     (None, _) => "（未知）".to_owned(),
                     (Some(g), GroupBy::Street) => g.parse::<UnitPath>().map_or_else(|_| g.clone(), |u| self.name_of(&u)),
-                    (Some(g), _) => category_name(g).to_owned(),
+                    (Some(g), _) => Category::from_code(g).map_or_else(|| g.clone(), |c| c.name_zh().to_owned()),
                 };
                 RateRow { label, row }
             })
@@ -230,15 +232,6 @@ impl Console {
             })
             .collect();
         Ok((grids, svg))
-    }
-}
-
-pub fn category_name(code: &str) -> &str {
-    match code {
-        "livelihood" => "民生服务",
-        "enforcement" => "城市管理与执法",
-        "development" => "经济发展与规划建设",
-        other => other,
     }
 }
 

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -66,12 +65,6 @@ struct Gateway {
     hotline_secret: String,
     open311: nuannan::config::Open311Settings,
     limiter: Limiter,
-}
-
-/// Binds `gateway.http_addr`: at start, so a port in use fails the process.
-pub async fn bind(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr: SocketAddr = settings.gateway.http_addr.parse()?;
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding gateway.http_addr {addr}"))
 }
 
 /// Serves until `shutdown`, then finishes the requests in flight.
