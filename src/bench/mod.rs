@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Gateway benchmark: seconds per run.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
+    /// Gateway benchmark: paired rounds (raw, then gateway) per route.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
@@ -44,7 +47,8 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     let conn = crate::bus::connect(&settings.amqp.url, "nuannan-bench").await?;
 
     let result = if args.gateway {
-        gateway::measure(&settings, &store, &conn, args.connections, args.seconds).await
+        let run = gateway::Run { connections: args.connections, seconds: args.seconds, rounds: args.rounds.max(1) };
+        gateway::measure(&settings, &store, &conn, run).await
     } else {
         measure(&settings, &store, &conn, args).await
     };
