@@ -204,8 +204,8 @@ async fn raw_confirmed(conn: &Connection, target: &Target, size: usize, concurre
     Ok(rate)
 }
 
-/// One route's paired rounds: the raw broker's rate, then the gateway's,
-/// each from an empty queue.
+/// One round of a route: the raw broker's rate, then the gateway's, each
+/// into the same drained queue.
 struct Pair {
     raw: f64,
     max: Wrk,
