@@ -316,7 +316,7 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run:
     let _ = gateway.kill();
     let _ = gateway.wait();
     let (plain, rows) = result?;
-    Ok(report(Run { connections, seconds, rounds }, rss, plain, &rows))
+    Ok(report(run, rss, plain, &rows))
 }
 
 /// The benchmark's shape: concurrency, seconds per run, paired rounds per route.

@@ -124,20 +124,18 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
         gateway: gateway::Slot::default(),
         console: console::Wake::default(),
     };
-    let server = if roles.contains(&Role::Gateway) {
+    // The HTTP roles serve for the life of the process; their broker sessions are supervised below.
+    let mut servers = Vec::new();
+    if roles.contains(&Role::Gateway) {
         let listener = bind("gateway.http_addr", &settings.gateway.http_addr).await?;
-        let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
-        Some(tokio::spawn(async move { gateway::serve(listener, settings, store, shared, shutdown).await }))
-    } else {
-        None
-    };
-    let console_server = if roles.contains(&Role::Console) {
+        let server = gateway::serve(listener, settings.clone(), store.clone(), shared.clone(), shutdown.clone());
+        servers.push(("gateway", tokio::spawn(server)));
+    }
+    if roles.contains(&Role::Console) {
         let listener = bind("console.http_addr", &settings.console.http_addr).await?;
-        let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
-        Some(tokio::spawn(async move { console::serve(listener, settings, store, shared, shutdown).await }))
-    } else {
-        None
-    };
+        let server = console::serve(listener, settings.clone(), store.clone(), shared.clone(), shutdown.clone());
+        servers.push(("console", tokio::spawn(server)));
+    }
     let tasks = roles.iter().map(|&role| {
         let (settings, store, shared, shutdown) = (settings.clone(), store.clone(), shared.clone(), shutdown.clone());
         tokio::spawn(async move { supervise(role, &settings, &store, &shared, &shutdown).await })
@@ -145,11 +143,8 @@ pub async fn run(settings: &Settings, roles: &[Role], shutdown: CancellationToke
     for task in futures::future::join_all(tasks).await {
         task.context("worker task panicked")?;
     }
-    if let Some(server) = server {
-        server.await.context("gateway task panicked")?.context("the gateway's HTTP server")?;
-    }
-    if let Some(server) = console_server {
-        server.await.context("console task panicked")?.context("the console's HTTP server")?;
+    for (name, server) in servers {
+        server.await.with_context(|| format!("{name} task panicked"))?.with_context(|| format!("the {name}'s HTTP server"))?;
     }
     outbox::drain().await;
     Ok(())
