@@ -31,7 +31,7 @@ pub fn signature(parts: &[&str]) -> String {
     let mut sorted = parts.to_vec();
     sorted.sort_unstable();
     let digest = Sha1::digest(sorted.concat().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// Constant-time comparison of two signatures.
