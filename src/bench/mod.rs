@@ -29,10 +29,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
     /// Gateway benchmark: seconds per run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     pub seconds: u32,
     /// Gateway benchmark: paired rounds (raw, then gateway) per route.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 9)]
     pub rounds: u32,
 }
 
