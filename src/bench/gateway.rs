@@ -225,14 +225,15 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// whichever run came later. The drain stands in for a consumer that runs
 /// elsewhere, so it is made as cheap as it can be: whatever CPU it takes
 /// on this machine is taken from the broker and the gateway being measured.
-async fn drain(conn: &Connection, namespace: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+async fn drain(conn: &Connection, namespace: &str) -> anyhow::Result<tokio_util::task::AbortOnDropHandle<()>> {
     use futures::StreamExt;
     let ch = conn.create_channel().await?;
     let queue = format!("{namespace}.normalize");
     // Settled on delivery: no acks to send or to apply.
     let options = lapin::options::BasicConsumeOptions { no_ack: true, ..Default::default() };
     let mut deliveries = ch.basic_consume(queue.as_str().into(), "bench-drain".into(), options, FieldTable::default()).await?;
-    Ok(tokio::spawn(async move { while let Some(Ok(_)) = deliveries.next().await {} }))
+    // Stops when dropped, whether the benchmark finished or failed.
+    Ok(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { while let Some(Ok(_)) = deliveries.next().await {} })))
 }
 
 pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run: Run) -> anyhow::Result<String> {
@@ -272,7 +273,7 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run:
         eprintln!("raw broker: confirmed publishes of {size} bytes, {connections} at a time, {seconds} s, to a plain quorum queue…");
         let plain = Target { exchange: String::new(), routing_key: format!("{}.raw-gateway", settings.namespace), own_queue: true };
         let plain = raw_confirmed(conn, &plain, size, connections, seconds).await?;
-        let drained = drain(conn, &settings.namespace).await?;
+        let _drained = drain(conn, &settings.namespace).await?;
         let intake = Target { exchange: format!("{}.intake", settings.namespace), routing_key: "hotline".into(), own_queue: false };
         let mut rows = Vec::new();
         for route in &routes {
@@ -297,7 +298,6 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run:
             let half = wrk(&addr, route, connections, seconds, Some(delay)).await?;
             rows.push((route.name, pairs, half));
         }
-        drained.abort();
         Ok((plain, rows))
     }
     .await;
