@@ -9,8 +9,8 @@
 //! does per request — into the intake exchange the gateway publishes to
 //! (the same routing and queue, so the ratio is the cost of HTTP). On a
 //! small shared machine both rates swing by a third within seconds, so each
-//! route runs many short paired rounds, raw then gateway, into a drained
-//! queue, and the claim is the median of the rounds' ratios. A plain quorum
+//! route runs many short paired rounds into a drained queue, alternating
+//! which half goes first, and the claim is the median of the rounds' ratios. A plain quorum
 //! queue (the broker's best case) is measured once, for reference.
 //!
 //! wrk runs one thread: it keeps 32 connections busy at well under a core,
@@ -27,6 +27,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection};
 
+use super::stats::{median, median_interval};
 use crate::config::Settings;
 use crate::identity::{Principals, api_key_digest};
 use crate::store::Store;
@@ -211,12 +212,6 @@ struct Pair {
     max: Wrk,
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
-}
-
 /// Consumes `{ns}.normalize` — where both the raw intake loop and the
 /// gateway publish — as fast as the broker delivers, for as long as the
 /// benchmark runs, as normalize keeps it near empty in production. Left
@@ -234,6 +229,21 @@ async fn drain(conn: &Connection, namespace: &str) -> anyhow::Result<tokio_util:
     let mut deliveries = ch.basic_consume(queue.as_str().into(), "bench-drain".into(), options, FieldTable::default()).await?;
     // Stops when dropped, whether the benchmark finished or failed.
     Ok(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { while let Some(Ok(_)) = deliveries.next().await {} })))
+}
+
+/// Waits until the drain has emptied `{ns}.normalize`, so no run starts
+/// with the last one's backlog still being delivered.
+async fn settle(conn: &Connection, namespace: &str) -> anyhow::Result<()> {
+    let ch = conn.create_channel().await?;
+    let queue = format!("{namespace}.normalize");
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let started = Instant::now();
+    while ch.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await?.message_count() > 0 {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{queue} was not drained within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = ch.close(200, "settled".into()).await;
+    Ok(())
 }
 
 pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run: Run) -> anyhow::Result<String> {
@@ -279,9 +289,21 @@ pub async fn measure(settings: &Settings, store: &Store, conn: &Connection, run:
         for route in &routes {
             let mut pairs = Vec::new();
             for round in 1..=rounds {
-                eprintln!("{} round {round}/{rounds}: raw confirmed publishes to the intake exchange, then wrk -c {connections}, {seconds} s each…", route.name);
-                let raw = raw_confirmed(conn, &intake, size, connections, seconds).await?;
-                let max = wrk(&addr, route, connections, seconds, None).await?;
+                // Odd rounds measure raw first, even rounds the gateway first, so
+                // neither half always inherits the other's after-effects.
+                let raw_first = round % 2 == 1;
+                let order = if raw_first { "raw, then the gateway" } else { "the gateway, then raw" };
+                eprintln!("{} round {round}/{rounds}: {order} (wrk -c {connections}), {seconds} s each…", route.name);
+                let (raw, max) = if raw_first {
+                    let raw = raw_confirmed(conn, &intake, size, connections, seconds).await?;
+                    settle(conn, &settings.namespace).await?;
+                    (raw, wrk(&addr, route, connections, seconds, None).await?)
+                } else {
+                    let max = wrk(&addr, route, connections, seconds, None).await?;
+                    settle(conn, &settings.namespace).await?;
+                    (raw_confirmed(conn, &intake, size, connections, seconds).await?, max)
+                };
+                settle(conn, &settings.namespace).await?;
                 anyhow::ensure!(max.non2xx == 0 && max.errors == 0, "{}: {} non-2xx, {} errors", route.name, max.non2xx, max.errors);
                 eprintln!(
                     "  raw {raw:.0} msg/s, gateway {:.0} req/s (ratio {:.2}), p50 {:.1} ms, p99 {:.1} ms",
@@ -326,20 +348,19 @@ fn report(run: Run, rss: f64, plain: f64, rows: &[(&str, Vec<Pair>, Wrk)]) -> St
         "gateway benchmark ({connections} connections, {seconds} s per run, {rounds} paired rounds per route, wrk -t 1; \
          the gateway's peak RSS {rss:.1} MiB)\n\
          raw broker to a plain quorum queue at the same size and concurrency: {plain:.0} msg/s\n\n\
-         | route | raw to intake, median msg/s | gateway max, median req/s | ratio, median (range) | p50 ms | p99 ms | p99.9 ms | at half: req/s | p50 ms | p99 ms | p99.9 ms |\n\
+         | route | raw to intake, median msg/s | gateway max, median req/s | ratio, median (95 % CI; range) | p50 ms | p99 ms | p99.9 ms | at half: req/s | p50 ms | p99 ms | p99.9 ms |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n"
     );
+    let ratios = |pairs: &[Pair]| pairs.iter().map(|p| p.max.rate() / p.raw).collect::<Vec<f64>>();
     for (name, pairs, half) in rows {
-        let ratios: Vec<f64> = pairs.iter().map(|p| p.max.rate() / p.raw).collect();
-        let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
         // Latencies at the maximum: the worst round's, the conservative claim.
         let worst = |f: fn(&Wrk) -> u64| pairs.iter().map(|p| f(&p.max)).max().unwrap_or(0);
         let _ = writeln!(
             out,
-            "| {name} | {:.0} | {:.0} | {:.2} ({lo:.2}–{hi:.2}) | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} |",
+            "| {name} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} |",
             median(pairs.iter().map(|p| p.raw).collect()),
             median(pairs.iter().map(|p| p.max.rate()).collect()),
-            median(ratios.clone()),
+            summary(ratios(pairs)),
             ms(worst(|w| w.p50)),
             ms(worst(|w| w.p99)),
             ms(worst(|w| w.p999)),
@@ -349,17 +370,16 @@ fn report(run: Run, rss: f64, plain: f64, rows: &[(&str, Vec<Pair>, Wrk)]) -> St
             ms(half.p999)
         );
     }
+    let all: Vec<f64> = rows.iter().flat_map(|(_, pairs, _)| ratios(pairs)).collect();
+    let above = all.iter().filter(|r| **r >= 0.70).count();
+    let _ = writeln!(out, "\nall {} rounds' ratio: {}; {above} rounds ≥ 0.70", all.len(), summary(all.clone()));
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![0.72, 0.61, 0.66]), 0.66);
-        assert_eq!(median(vec![3.0, 1.0, 4.0, 2.0]), 2.5);
-        assert_eq!(median(vec![0.7]), 0.7);
-    }
+/// "median (95 % CI lo–hi; range lo–hi)" of the rounds' ratios.
+fn summary(ratios: Vec<f64>) -> String {
+    let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let interval =
+        median_interval(ratios.clone()).map_or_else(|| "95 % CI needs ≥ 6 rounds".to_owned(), |(a, b)| format!("95 % CI {a:.2}–{b:.2}"));
+    format!("{:.2} ({interval}; range {lo:.2}–{hi:.2})", median(ratios))
 }

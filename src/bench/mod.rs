@@ -6,6 +6,7 @@ mod gateway;
 mod pipeline;
 mod raw;
 pub mod sample;
+mod stats;
 
 use crate::config::Settings;
 use crate::store::Store;
@@ -31,7 +32,7 @@ pub struct BenchArgs {
     /// Gateway benchmark: seconds per run.
     #[arg(long, default_value_t = 5)]
     pub seconds: u32,
-    /// Gateway benchmark: paired rounds (raw, then gateway) per route.
+    /// Gateway benchmark: paired rounds (raw and gateway, alternating which goes first) per route.
     #[arg(long, default_value_t = 9)]
     pub rounds: u32,
 }
