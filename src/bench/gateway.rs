@@ -10,8 +10,9 @@
 //! (the same routing and queue, so the ratio is the cost of HTTP). On a
 //! small shared machine both rates swing by a third within seconds, so each
 //! route runs many short paired rounds into a drained queue, alternating
-//! which half goes first, and the claim is the median of the rounds' ratios. A plain quorum
-//! queue (the broker's best case) is measured once, for reference.
+//! which half goes first, and the claim is the median of the rounds' ratios
+//! with its confidence interval. A plain quorum queue (the broker's best
+//! case) is measured once, for reference.
 //!
 //! wrk runs one thread: it keeps 32 connections busy at well under a core,
 //! and a second thread would only take CPU from the gateway and the broker

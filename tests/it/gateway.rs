@@ -177,8 +177,15 @@ async fn the_app_backend_files_with_its_key_and_its_citizen_sees_only_their_own_
     assert_eq!((status, serde_json::from_slice::<Value>(&answer).unwrap()), (202, json!({ "message_id": "app-gw-1" })));
     let p = wait_for("routed", || app.find_one("petitions", doc! { "source.message_id": "app-gw-1", "status": "assigned" })).await;
     let id = p.get_str("_id").unwrap();
-    let (status, view) = request(&addr, "GET", &format!("/app/petitions/{id}?user_id=u-gw"), &key, b"").await.unwrap();
-    let view: Value = serde_json::from_slice(&view).unwrap();
+    // The assignment's event is appended after the petition's update (its
+    // outbox, docs/contract.md §6), so the timeline may trail the status.
+    let (status, view) = wait_for("the timeline to show the assignment", || async {
+        let (status, view) = request(&addr, "GET", &format!("/app/petitions/{id}?user_id=u-gw"), &key, b"").await?;
+        let view: Value = serde_json::from_slice(&view).ok()?;
+        let assigned = view["timeline"].as_array()?.iter().any(|e| e["type"] == "assigned");
+        (status != 200 || assigned).then_some((status, view))
+    })
+    .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(
         (view["petition_id"].as_str(), view["status"].as_str(), view["unit_name"].as_str()),
