@@ -373,7 +373,8 @@ fn report(run: Run, rss: f64, plain: f64, rows: &[(&str, Vec<Pair>, Wrk)]) -> St
     }
     let all: Vec<f64> = rows.iter().flat_map(|(_, pairs, _)| ratios(pairs)).collect();
     let above = all.iter().filter(|r| **r >= 0.70).count();
-    let _ = writeln!(out, "\nall {} rounds' ratio: {}; {above} rounds ≥ 0.70", all.len(), summary(all.clone()));
+    let n = all.len();
+    let _ = writeln!(out, "\nall {n} rounds' ratio: {}; {above} rounds ≥ 0.70", summary(all));
     out
 }
 
